@@ -1,0 +1,95 @@
+"""``aiida-mlepi demo``: the EPI loop on AB bilayer graphene with the reference engine."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import click
+
+from .root import cmd_root
+
+
+def _parse_temperatures(ctx, param, value: str) -> list[float]:
+    try:
+        temperatures = [float(t) for t in value.split(",") if t.strip()]
+    except ValueError:
+        raise click.BadParameter(f"expected comma-separated numbers in K, got {value!r}") from None
+    if not temperatures:
+        raise click.BadParameter("give at least one temperature")
+    if min(temperatures) < 0:
+        raise click.BadParameter(f"temperatures must be ≥ 0 K, got {temperatures}")
+    return temperatures
+
+
+@cmd_root.command("demo")
+@click.option("--supercell", type=click.IntRange(1, 24), default=6, show_default=True,
+              help="n of the n×n×1 supercell of the phonon and sampling stages.")
+@click.option("--temperatures", default="0,150,300", show_default=True, callback=_parse_temperatures,
+              help="Comma-separated temperatures (K).")
+@click.option("--samples", type=click.IntRange(1), default=16, show_default=True,
+              help="Monte-Carlo configurations per temperature.")
+@click.option("--seed", type=int, default=20240601, show_default=True)
+@click.option("--antithetic/--no-antithetic", default=True, show_default=True,
+              help="Sample ± pairs (needs an even --samples).")
+@click.option("--output-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("mlepi-output"),
+              show_default=True, help="Where the plots are written.")
+@click.pass_context
+def cmd_demo(ctx, supercell, temperatures, samples, seed, antithetic, output_dir):
+    """Run phonons → MC sampling → H(R) → ⟨vF⟩(T) for AB bilayer graphene (reference engine).
+
+    Uses the profile given with -p, or the default profile, or creates a local 'mlepi' profile
+    (SQLite, no services needed). Every structure, Hamiltonian and observable is stored.
+    """
+    if antithetic and samples % 2:
+        raise click.BadParameter(f"antithetic pairs need an even number of samples, got {samples}",
+                                 param_hint="--samples")
+    from .profile import ensure_profile
+
+    profile = ensure_profile(ctx.obj.get("mlepi_profile"), echo=click.echo)
+    click.echo(f"AiiDA profile: {profile.name}")
+
+    from aiida import orm
+    from aiida.engine import run_get_node
+
+    from aiida_mlepi.calculations.engine import relax_bilayer_graphene
+    from aiida_mlepi.core.plotting import plot_convergence
+    from aiida_mlepi.workchains.epi_loop import EpiLoopWorkChain
+
+    from .progress import ProgressBars
+    from .tables import convergence_table, fermi_velocity_table
+
+    start = time.perf_counter()
+    click.echo("Relaxing AB bilayer graphene with the reference engine (6×6 k-mesh) …")
+    structure = relax_bilayer_graphene(orm.Str("AB"), orm.Dict({}), orm.List([supercell, supercell, 1]))
+    click.echo(f"  a = {structure.cell[0][0]:.4f} Å, layers = {structure.num_layers}  (node {structure.pk})")
+    inputs = {
+        "structure": structure,
+        "supercell_matrix": orm.List([supercell, supercell, 1]),
+        "temperatures_k": orm.List(temperatures),
+        "n_samples": orm.Int(samples),
+        "seed": orm.Int(seed),
+        "antithetic": orm.Bool(antithetic),
+    }
+    with ProgressBars():
+        _, node = run_get_node(EpiLoopWorkChain, **inputs)
+    if not node.is_finished_ok:
+        raise click.ClickException(
+            f"EpiLoopWorkChain<{node.pk}> failed with exit code {node.exit_status}: {node.exit_message}\n"
+            f"inspect it with: verdi -p {profile.name} process report {node.pk}")
+    summary = node.outputs.summary.get_dict()
+    averages = [node.outputs.averages[key].get_dict() for key in node.outputs.averages]
+    output_dir.mkdir(parents=True, exist_ok=True)
+    plot_path = output_dir / "fermi_velocity_vs_T.png"
+    plot_path.write_bytes(node.outputs.plot.get_content(mode="rb"))
+    convergence_path = plot_convergence(averages, output_dir / "fermi_velocity_convergence.png")
+    click.echo("")
+    click.echo(fermi_velocity_table(summary))
+    click.echo("")
+    click.echo("running <vF> (10^6 m/s) vs number of samples:")
+    click.echo(convergence_table(averages))
+    click.echo("")
+    click.echo(f"EpiLoopWorkChain<{node.pk}> finished in {time.perf_counter() - start:.0f} s "
+               f"(profile '{profile.name}'; inspect: verdi -p {profile.name} process show {node.pk})")
+    click.echo(f"plot: {plot_path.resolve()}")
+    click.echo(f"convergence plot: {Path(convergence_path).resolve()}")

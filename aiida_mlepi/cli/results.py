@@ -1,0 +1,36 @@
+"""``aiida-mlepi results``: the stored ⟨vF⟩(T) tables, found with the QueryBuilder."""
+
+from __future__ import annotations
+
+import click
+
+from .root import cmd_root
+
+
+@cmd_root.command("results")
+@click.option("--material", default=None, help="Only this material (e.g. AB-bilayer-graphene).")
+@click.option("--last", type=click.IntRange(1), default=1, show_default=True, help="How many runs to show.")
+@click.pass_context
+def cmd_results(ctx, material, last):
+    """Print the latest ⟨vF⟩(T) tables stored in the profile."""
+    from aiida.common.exceptions import ProfileConfigurationError
+    from aiida.manage.configuration import get_config, load_profile
+
+    from aiida_mlepi.queries import fermi_velocity_summaries
+
+    from .tables import fermi_velocity_table
+
+    name = ctx.obj.get("mlepi_profile")
+    config = get_config(create=True)
+    if not config.profile_names:
+        raise click.ClickException("no AiiDA profile exists yet: run `aiida-mlepi demo` first")
+    try:
+        load_profile(name, allow_switch=True)
+    except ProfileConfigurationError as exception:
+        raise click.ClickException(str(exception)) from None
+    summaries = fermi_velocity_summaries(material=material, limit=last)
+    if not summaries:
+        raise click.ClickException("no ⟨vF⟩(T) results stored yet: run `aiida-mlepi demo` first")
+    for node in summaries:
+        click.echo(f"--- summary node {node.pk} ({node.ctime:%Y-%m-%d %H:%M})")
+        click.echo(fermi_velocity_table(node.get_dict()))

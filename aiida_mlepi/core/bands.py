@@ -1,0 +1,213 @@
+"""Eigen-solvers and band structures of a :class:`~aiida_mlepi.core.hamiltonian.HamiltonianR`.
+
+Units: energies in eV, k in Å⁻¹ (Cartesian) unless a name says ``frac`` (fractional coordinates of
+the reciprocal cell ``h.reciprocal_cell()``), lengths in Å.
+
+Solvers (:func:`states_at`):
+
+* ``"dense"``: ``scipy.linalg.eigh(H, S, subset_by_index=...)`` of the dense Bloch matrices (LAPACK
+  ``*hevr``/``*hegvx``); it gives states *by index*, so the Fermi level follows from the electron
+  count. Cost O(N³), fine up to a few thousand orbitals (576 orbitals ≈ 60 ms, 2304 ≈ 4 s, 1 thread).
+* ``"sparse"``: shift-invert Lanczos ``scipy.sparse.linalg.eigsh(H, M=S, sigma=E)`` for the few
+  states nearest an energy ``E``; cost ~ one sparse LU of H − E S, the path for ~10⁴ orbitals
+  and more (9216 orbitals ≈ 14 s per k). It cannot count states, so it needs an energy (the Fermi level) to centre on.
+* ``"auto"``: dense below ``sparse_threshold`` orbitals (default :data:`SPARSE_THRESHOLD`),
+  sparse above.
+
+:func:`to_sisl` converts the blocks to a :class:`sisl.Hamiltonian` (same physics, sisl's
+supercell indexing); it is used to cross-check our Bloch sums (see ``tests/core/test_bands.py``)
+and as an alternative path; the reason the observable defaults to our own Bloch sums is in
+:mod:`aiida_mlepi.core.observables`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import scipy.linalg
+import scipy.sparse as sp
+import scipy.sparse.linalg
+
+from .hamiltonian import HamiltonianR
+
+#: above this many orbitals ``solver="auto"`` uses sparse shift-invert instead of dense eigh
+SPARSE_THRESHOLD = 4000
+
+
+class BandsInputError(ValueError):
+    """Bad input to a band-structure or eigen-solver routine."""
+
+
+# ---------------------------------------------------------------------------- supercells
+def repeat_hamiltonian(h: HamiltonianR, n1: int, n2: int, n3: int = 1) -> HamiltonianR:
+    """The n1 × n2 × n3 supercell of ``h`` built by tiling its blocks (exact, no new parameters).
+
+    Supercell atom ``i + N (c1 + n1 c2 + n1 n2 c3)`` is primitive atom ``i`` in cell (c1, c2, c3).
+    A primitive block (R, i, j) from home cell c couples to cell c + R, which is
+    supercell translation ⌊(c + R)/n⌋ and in-supercell cell (c + R) mod n.
+    """
+    reps = np.array([n1, n2, n3], dtype=int)
+    if (reps < 1).any():
+        raise BandsInputError(f"supercell multiples must be positive integers, got {reps.tolist()}")
+    nat = len(h)
+    cells = np.array([(c1, c2, c3) for c3 in range(n3) for c2 in range(n2) for c1 in range(n1)])
+    ncell = len(cells)
+
+    def cell_index(c: np.ndarray) -> np.ndarray:
+        return c[..., 0] + n1 * (c[..., 1] + n2 * c[..., 2])
+
+    positions = (h.positions[None, :, :] + (cells @ h.cell)[:, None, :]).reshape(-1, 3)
+    numbers = np.tile(h.numbers, ncell)
+    r_prim, i_prim, j_prim = h.edges[:, :3], h.edges[:, 3], h.edges[:, 4]
+    target = cells[:, None, :] + r_prim[None, :, :]  # (ncell, E, 3)
+    r_sc = np.floor_divide(target, reps)
+    c_j = np.mod(target, reps)
+    i_sc = i_prim[None, :] + nat * cell_index(cells)[:, None]
+    j_sc = j_prim[None, :] + nat * cell_index(c_j)
+    edges = np.column_stack([r_sc.reshape(-1, 3), i_sc.reshape(-1), j_sc.reshape(-1)])
+    h_values = np.tile(h.h_values, ncell)
+    s_values = None if h.s_values is None else np.tile(h.s_values, ncell)
+    meta = dict(h.metadata)
+    meta["supercell_of_primitive"] = [int(n1), int(n2), int(n3)]
+    return HamiltonianR(cell=np.diag(reps.astype(float)) @ h.cell, positions=positions,
+                        numbers=numbers, basis=dict(h.basis), edges=edges, h_values=h_values,
+                        s_values=s_values, pbc=h.pbc, metadata=meta)
+
+
+# ---------------------------------------------------------------------------- solvers
+def frac_to_cart(h: HamiltonianR, k_frac: np.ndarray) -> np.ndarray:
+    """Fractional k (units of the reciprocal vectors of ``h.cell``) → Cartesian, Å⁻¹."""
+    return np.asarray(k_frac, dtype=float) @ h.reciprocal_cell()
+
+
+def eigenvalues(h: HamiltonianR, k_cart: np.ndarray,
+                subset_by_index: tuple[int, int] | None = None) -> np.ndarray:
+    """All (or ``subset_by_index=(lo, hi)``, inclusive, 0-based) eigenvalues at ``k_cart``, eV."""
+    hk = h.hk(k_cart).toarray()
+    if h.s_values is None:
+        return scipy.linalg.eigh(hk, eigvals_only=True, subset_by_index=subset_by_index)
+    return scipy.linalg.eigh(hk, h.sk(k_cart).toarray(), eigvals_only=True,
+                             subset_by_index=subset_by_index)
+
+
+def eigh_dense(h: HamiltonianR, k_cart: np.ndarray,
+               subset_by_index: tuple[int, int] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Eigenvalues (eV) and S-orthonormal eigenvectors (columns) at ``k_cart`` by dense eigh."""
+    hk = h.hk(k_cart).toarray()
+    sk = None if h.s_values is None else h.sk(k_cart).toarray()
+    return scipy.linalg.eigh(hk, sk, subset_by_index=subset_by_index)
+
+
+def eigh_sparse(h: HamiltonianR, k_cart: np.ndarray, sigma: float,
+                n_states: int, tol: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """The ``n_states`` eigenpairs nearest ``sigma`` (eV) by shift-invert Lanczos, sorted by energy."""
+    if n_states < 1 or n_states >= h.num_orbitals - 1:
+        raise BandsInputError(f"n_states must be in 1..{h.num_orbitals - 2}, got {n_states}")
+    hk = h.hk(k_cart).tocsc()
+    sk = None if h.s_values is None else h.sk(k_cart).tocsc()
+    vals, vecs = scipy.sparse.linalg.eigsh(hk, k=n_states, M=sk, sigma=sigma, which="LM", tol=tol)
+    order = np.argsort(vals)
+    vecs = vecs[:, order]
+    # normalise with S (eigsh returns M-orthonormal vectors already; this guards round-off)
+    norms = np.sqrt(np.real(np.einsum("in,in->n", vecs.conj(),
+                                      vecs if sk is None else sk @ vecs)))
+    return vals[order], vecs / norms
+
+
+def choose_solver(h: HamiltonianR, solver: str = "auto",
+                  sparse_threshold: int = SPARSE_THRESHOLD) -> str:
+    """Resolve ``solver`` ('auto', 'dense', 'sparse') for ``h``: dense iff N_orb ≤ threshold."""
+    if solver not in ("auto", "dense", "sparse"):
+        raise BandsInputError(f"unknown solver {solver!r}: use 'auto', 'dense' or 'sparse'")
+    if solver == "auto":
+        return "dense" if h.num_orbitals <= sparse_threshold else "sparse"
+    return solver
+
+
+# ---------------------------------------------------------------------------- band structures
+@dataclass
+class BandStructure:
+    """Bands along a piecewise-linear path (energies eV, k Å⁻¹)."""
+
+    k_cart: np.ndarray  #: (nk, 3) Å⁻¹
+    distance: np.ndarray  #: (nk,) cumulative path length, Å⁻¹
+    energies: np.ndarray  #: (nk, nbands) eV
+    labels: list[str] = field(default_factory=list)  #: names of the corner points
+    label_distance: np.ndarray = field(default_factory=lambda: np.zeros(0))  #: their positions
+    fermi_level: float | None = None  #: eV, if known
+    band_offset: int = 0  #: index of the first band stored
+
+
+def hexagonal_path_frac() -> list[tuple[str, np.ndarray]]:
+    """Γ–M–K–Γ of a hexagonal cell with a 120° angle between a1 and a2 (fractional k)."""
+    return [("Γ", np.zeros(3)), ("M", np.array([0.5, 0.0, 0.0])),
+            ("K", np.array([1.0 / 3.0, 1.0 / 3.0, 0.0])), ("Γ", np.zeros(3))]
+
+
+def kpath(h: HamiltonianR, corners: list[tuple[str, np.ndarray]],
+          n_points: int = 100) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Cartesian k (Å⁻¹), cumulative distance and corner distances of a path through ``corners``.
+
+    ``corners`` are (label, fractional k) pairs; points are spread ∝ segment length, ~``n_points``
+    in all, and every corner is on the path.
+    """
+    if len(corners) < 2:
+        raise BandsInputError("a k path needs at least two corner points")
+    pts = np.array([frac_to_cart(h, np.asarray(c, dtype=float)) for _, c in corners])
+    seg = np.linalg.norm(np.diff(pts, axis=0), axis=1)
+    total = seg.sum()
+    if total <= 0:
+        raise BandsInputError("the k path has zero length")
+    ks, dist = [pts[:1]], [np.zeros(1)]
+    start = 0.0
+    for a, b, length in zip(pts[:-1], pts[1:], seg):
+        m = max(2, int(round(n_points * length / total)))
+        t = np.linspace(0.0, 1.0, m + 1)[1:]
+        ks.append(a + t[:, None] * (b - a))
+        dist.append(start + t * length)
+        start += length
+    corner_dist = np.concatenate([[0.0], np.cumsum(seg)])
+    return np.vstack(ks), np.concatenate(dist), corner_dist
+
+
+def band_structure(h: HamiltonianR, corners: list[tuple[str, np.ndarray]] | None = None,
+                   n_points: int = 100, band_range: tuple[int, int] | None = None,
+                   fermi_level: float | None = None) -> BandStructure:
+    """Dense band structure of ``h`` along ``corners`` (default Γ–M–K–Γ of ``h.cell``).
+
+    ``band_range=(lo, hi)`` (inclusive, 0-based) keeps only those bands (``subset_by_index``).
+    For a supercell this is the folded band structure of the supercell's own Brillouin zone.
+    """
+    corners = hexagonal_path_frac() if corners is None else corners
+    k_cart, dist, corner_dist = kpath(h, corners, n_points)
+    energies = np.array([eigenvalues(h, k, band_range) for k in k_cart])
+    return BandStructure(k_cart=k_cart, distance=dist, energies=energies,
+                         labels=[c[0] for c in corners], label_distance=corner_dist,
+                         fermi_level=fermi_level, band_offset=0 if band_range is None else band_range[0])
+
+
+# ---------------------------------------------------------------------------- sisl
+def to_sisl(h: HamiltonianR):
+    """The same H(R)/S(R) as a :class:`sisl.Hamiltonian` (orthogonal if ``h.s_values`` is None).
+
+    Mapping: our block (R, i, j) entry (a, b) goes to sisl row ``o_i + a`` and column
+    ``o_j + b + isc(R) · N_orb``, with ``isc = lattice.sc_index(R)`` and ``nsc = 2 max|R| + 1``
+    per direction. Both use H(k) = Σ_R e^{i k·R} H(R) in the lattice gauge; sisl's k are
+    fractional (``k_cart = k_frac @ h.reciprocal_cell()``).
+    """
+    import sisl  # local import: sisl is only needed for this conversion
+
+    nsc = 2 * np.abs(h.edges[:, :3]).max(axis=0) + 1 if len(h.edges) else np.ones(3, int)
+    lattice = sisl.Lattice(h.cell, nsc=nsc)
+    species = {z: sisl.Atom(int(z), orbitals=[-1.0] * int(n))
+               for z, n in zip(h.numbers, h.orbitals_per_atom)}
+    geometry = sisl.Geometry(h.positions, atoms=[species[z] for z in h.numbers], lattice=lattice)
+    rows, cols, edge = h._value_index
+    isc = np.asarray(lattice.sc_index(h.edges[:, :3]), dtype=np.int64)
+    no = h.num_orbitals
+    sc_cols = cols + isc[edge] * no
+    shape = (no, no * int(np.prod(nsc)))
+    h_csr = sp.csr_matrix((h.h_values, (rows, sc_cols)), shape=shape)
+    s_csr = None if h.s_values is None else sp.csr_matrix((h.s_values, (rows, sc_cols)), shape=shape)
+    return sisl.Hamiltonian.fromsp(geometry, h_csr, S=s_csr)

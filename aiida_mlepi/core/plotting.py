@@ -1,0 +1,102 @@
+"""Plots (png, matplotlib Agg backend): band structures, ⟨v_F⟩(T), convergence vs samples.
+
+Energies eV, velocities m/s (plotted in 10⁵ m/s), temperatures K. Each function writes one file
+and returns its :class:`~pathlib.Path`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from .bands import BandStructure  # noqa: E402
+from .statistics import running_average  # noqa: E402
+
+VELOCITY_SCALE = 1e5  #: m/s per plotted unit
+
+
+class PlotInputError(ValueError):
+    """Data that cannot be plotted as asked."""
+
+
+def _save(fig, path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
+def plot_bands(bands: BandStructure, path: str | Path, *, reference: BandStructure | None = None,
+               energy_window: tuple[float, float] | None = None, title: str = "") -> Path:
+    """Band structure (relative to E_F if known) with optional reference bands (dashed)."""
+    fig, ax = plt.subplots(figsize=(4.5, 4))
+    ef = bands.fermi_level or 0.0
+    ax.plot(bands.distance, bands.energies - ef, color="C0", lw=1.2)
+    if reference is not None:
+        ref_ef = reference.fermi_level or 0.0
+        scale = bands.distance[-1] / reference.distance[-1]
+        ax.plot(reference.distance * scale, reference.energies - ref_ef, "--", color="C3", lw=0.8)
+    for x in bands.label_distance:
+        ax.axvline(x, color="0.6", lw=0.6)
+    ax.axhline(0.0, color="0.4", lw=0.6, ls=":")
+    ax.set_xticks(bands.label_distance, bands.labels)
+    ax.set_xlim(bands.distance[0], bands.distance[-1])
+    if energy_window is not None:
+        ax.set_ylim(*energy_window)
+    ax.set_ylabel("E − E_F (eV)" if bands.fermi_level is not None else "E (eV)")
+    ax.set_title(title)
+    return _save(fig, path)
+
+
+def plot_fermi_velocity_vs_temperature(table, path: str | Path = "fermi_velocity_vs_T.png", *,
+                                       reference: float | None = None, label: str = "MC") -> Path:
+    """⟨v_F⟩(T) with standard-error bars (paper Fig. 4f).
+
+    ``table``: rows (T in K, mean m/s, stderr m/s), as an (n, 3) array or a mapping
+    T → :class:`~aiida_mlepi.core.statistics.ThermalAverage`. ``reference``: v_F of the static
+    (T = 0) structure, m/s, drawn as a horizontal line.
+    """
+    if isinstance(table, dict):
+        rows = np.array([[t, a.mean, a.stderr] for t, a in sorted(table.items())], dtype=float)
+    else:
+        rows = np.asarray(table, dtype=float)
+    if rows.ndim != 2 or rows.shape[1] != 3 or len(rows) == 0:
+        raise PlotInputError("table must have rows (temperature K, mean m/s, stderr m/s)")
+    fig, ax = plt.subplots(figsize=(4.5, 3.5))
+    ax.errorbar(rows[:, 0], rows[:, 1] / VELOCITY_SCALE, yerr=np.nan_to_num(rows[:, 2]) / VELOCITY_SCALE,
+                fmt="o-", capsize=3, label=label)
+    if reference is not None:
+        ax.axhline(reference / VELOCITY_SCALE, color="k", ls="--", lw=0.8, label="static")
+    ax.set_xlabel("T (K)")
+    ax.set_ylabel("⟨v_F⟩ (10⁵ m/s)")
+    ax.legend(frameon=False)
+    return _save(fig, path)
+
+
+def plot_convergence(values, path: str | Path = "fermi_velocity_convergence.png", *,
+                     pairs: bool = False, label: str = "", reference: float | None = None) -> Path:
+    """Running mean ± stderr of ``values`` (m/s) vs number of samples, and stderr vs n on log
+    axes with the 1/√n guide (paper Fig. 4e)."""
+    n, mean, err = running_average(values, pairs=pairs)
+    if len(n) < 2:
+        raise PlotInputError("convergence needs at least two independent samples")
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(8, 3.3))
+    ax1.plot(n, mean / VELOCITY_SCALE, color="C0", label=label or None)
+    ax1.fill_between(n[1:], (mean - err)[1:] / VELOCITY_SCALE, (mean + err)[1:] / VELOCITY_SCALE,
+                     color="C0", alpha=0.25)
+    if reference is not None:
+        ax1.axhline(reference / VELOCITY_SCALE, color="k", ls="--", lw=0.8)
+    ax1.set_xlabel("samples" + (" (antithetic pairs)" if pairs else ""))
+    ax1.set_ylabel("running ⟨v_F⟩ (10⁵ m/s)")
+    ax2.loglog(n[1:], err[1:] / VELOCITY_SCALE, "o", ms=3, color="C0")
+    ax2.loglog(n[1:], err[-1] * np.sqrt(n[-1] / n[1:]) / VELOCITY_SCALE, "k--", lw=0.8, label="∝ 1/√n")
+    ax2.set_xlabel("samples")
+    ax2.set_ylabel("standard error (10⁵ m/s)")
+    ax2.legend(frameon=False)
+    return _save(fig, path)

@@ -1,0 +1,144 @@
+"""Monte-Carlo thermal sampling of atomic displacements in the harmonic approximation (paper Eq. 1–2).
+
+Each configuration is y = y_eq + Δσ with the displacement of atom a along Cartesian α
+
+    u_aα = Σ_μ ε_μ,aα / √M_a · A_μ,     A_μ ~ N(0, σ_μ²),     σ_μ² = ħ/(2ω_μ) · coth(ħω_μ / 2k_BT),
+
+where ε_μ are the real orthonormal mass-weighted eigenvectors of *all* modes of the supercell
+(:class:`~aiida_mlepi.core.phonons.SupercellModes`), ω_μ = 2π·f_μ. This is Eq. 2 of the paper written
+in normal-mode form: ⟨v²⟩ = ħ/(2Mω)·coth(ħω/2k_BT) is the variance per atom and mode, σ_μ² the variance of
+the mass-weighted normal coordinate (unit amu·Å²). Zero-point motion is included (coth → 1 at T = 0).
+The three Γ acoustic translations (``modes.acoustic_mask``) are excluded: they move the whole crystal.
+
+Why not ``phonopy.phonon.random_displacements.RandomDisplacements``: it draws the same distribution but
+(i) needs a live Phonopy object with the primitive cell and force constants, whereas here the sampling
+must run from the stored supercell modes alone (an AiiDA node), (ii) silently replaces imaginary
+frequencies by |ω| and drops every mode below a cutoff (0.01 THz) — here imaginary or soft non-acoustic
+modes are an error the user must see, and (iii) works with complex Bloch modes at half of the commensurate
+q-points, which makes the per-mode bookkeeping (acoustic exclusion, antithetic pairs) less transparent.
+Drawing from real supercell eigenvectors is a few lines of numpy.
+
+Units: frequencies THz, masses amu, displacements Å, temperature K; constants from
+:mod:`aiida_mlepi.core.units` (CODATA 2018).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from ase import Atoms
+
+from .layers import LAYER_ARRAY, get_layer_ids
+from .phonons import IMAGINARY_TOLERANCE_THZ, SupercellModes
+from .units import AMU_KG, ANGSTROM_M, EV_J, HBAR_EV_S, KB_EV_PER_K, THZ_TO_CM1
+
+#: ħ/(2ω) for ω = 2π·(1 THz), in amu·Å²: σ² = NORMAL_VARIANCE_AMU_A2_THZ / f_THz · coth(…)
+NORMAL_VARIANCE_AMU_A2_THZ = HBAR_EV_S * EV_J / (2.0 * 2.0 * np.pi * 1e12) / (AMU_KG * ANGSTROM_M**2)
+
+
+class SamplingError(ValueError):
+    """The thermal sampling cannot be done as asked (bad temperature, sample count, unstable modes)."""
+
+
+def _check_temperature(temperature_k: float) -> float:
+    t = float(temperature_k)
+    if not np.isfinite(t) or t < 0:
+        raise SamplingError(f"temperature must be a finite number ≥ 0 K, got {temperature_k}")
+    return t
+
+
+def sampled_mode_mask(modes: SupercellModes, tol_thz: float = IMAGINARY_TOLERANCE_THZ) -> np.ndarray:
+    """(3N,) bool: the modes that are sampled (all but the Γ acoustic translations).
+
+    Raises :class:`SamplingError` if a sampled mode is imaginary (f < −tol_thz) or soft
+    (|f| ≤ tol_thz, whose amplitude would diverge), naming how many and the lowest frequency.
+    """
+    tol = abs(float(tol_thz))
+    mask = ~np.asarray(modes.acoustic_mask, dtype=bool)
+    freqs = np.asarray(modes.frequencies_thz, dtype=float)[mask]
+    imaginary = freqs < -tol
+    if imaginary.any():
+        lowest = freqs.min()
+        raise SamplingError(
+            f"{int(imaginary.sum())} imaginary non-acoustic mode(s) below −{tol:.3g} THz, lowest "
+            f"{lowest:.4g} THz ({lowest * THZ_TO_CM1:.4g} cm⁻¹): the structure is not at a minimum of the "
+            "force field (relax it, or check the force constants) so harmonic sampling is undefined")
+    soft = np.abs(freqs) <= tol
+    if soft.any():
+        raise SamplingError(
+            f"{int(soft.sum())} non-acoustic mode(s) with |f| ≤ {tol:.3g} THz (e.g. {freqs[soft][0]:.3g} THz): "
+            "their thermal amplitude diverges; only the 3 Γ acoustic translations may be zero")
+    return mask
+
+
+def mode_variances(modes: SupercellModes, temperature_k: float,
+                   tol_thz: float = IMAGINARY_TOLERANCE_THZ) -> np.ndarray:
+    """(3N,) σ_μ² = ħ/(2ω_μ)·coth(ħω_μ/2k_BT) in amu·Å²; 0 for the excluded Γ acoustic modes."""
+    t = _check_temperature(temperature_k)
+    mask = sampled_mode_mask(modes, tol_thz)
+    freqs = np.asarray(modes.frequencies_thz, dtype=float)[mask]
+    if t == 0.0:
+        coth = np.ones_like(freqs)
+    else:
+        x = (HBAR_EV_S * 2.0 * np.pi * 1e12 * freqs) / (2.0 * KB_EV_PER_K * t)
+        coth = 1.0 / np.tanh(x)
+    variances = np.zeros(mask.shape)
+    variances[mask] = NORMAL_VARIANCE_AMU_A2_THZ / freqs * coth
+    return variances
+
+
+def _mode_patterns(modes: SupercellModes) -> np.ndarray:
+    """(3N, N, 3) Cartesian displacement per unit normal coordinate: ε_μ / √M (Å per √amu·Å)."""
+    masses = np.asarray(modes.masses_amu, dtype=float)
+    return np.asarray(modes.eigenvectors, dtype=float) / np.sqrt(masses)[None, :, None]
+
+
+def analytic_mean_square_displacement(modes: SupercellModes, temperature_k: float,
+                                      tol_thz: float = IMAGINARY_TOLERANCE_THZ) -> np.ndarray:
+    """(N,) ⟨|u_a|²⟩ in Å² from the modes: Σ_μ σ_μ² Σ_α ε_μ,aα² / M_a (Γ acoustic modes excluded)."""
+    variances = mode_variances(modes, temperature_k, tol_thz)
+    patterns = _mode_patterns(modes)
+    return np.einsum("m,mia->i", variances, patterns**2)
+
+
+def sample_displacements(modes: SupercellModes, temperature_k: float, n_samples: int, seed: int,
+                         antithetic: bool = False, tol_thz: float = IMAGINARY_TOLERANCE_THZ) -> np.ndarray:
+    """(n_samples, N, 3) thermal displacements in Å drawn from Eq. 2 (seeded, reproducible).
+
+    With ``antithetic=True`` the samples come in pairs (u, −u) — sample 2k+1 is −(sample 2k) — which
+    cancels every odd-order term of an observable's expansion in u; an odd ``n_samples`` ends with an
+    unpaired sample.
+    """
+    if isinstance(n_samples, bool) or int(n_samples) != n_samples or n_samples < 1:
+        raise SamplingError(f"n_samples must be an integer ≥ 1, got {n_samples}")
+    n_samples = int(n_samples)
+    variances = mode_variances(modes, temperature_k, tol_thz)
+    keep = variances > 0
+    sigma = np.sqrt(variances[keep])
+    patterns = _mode_patterns(modes)[keep]
+    n_draws = (n_samples + 1) // 2 if antithetic else n_samples
+    rng = np.random.default_rng(seed)
+    amplitudes = rng.standard_normal((n_draws, sigma.size)) * sigma
+    u = np.einsum("sm,mia->sia", amplitudes, patterns)
+    if antithetic:
+        u = np.stack([u, -u], axis=1).reshape((2 * n_draws,) + u.shape[1:])[:n_samples]
+    return u
+
+
+def sampled_structures(modes: SupercellModes, displacements: np.ndarray) -> list[Atoms]:
+    """The supercell displaced by each ``displacements[s]`` (Å), with its layer ids and pbc."""
+    u = np.asarray(displacements, dtype=float)
+    n = len(modes.supercell)
+    if u.ndim == 2:
+        u = u[None]
+    if u.shape[1:] != (n, 3):
+        raise SamplingError(f"displacements must have shape (n_samples, {n}, 3), got {np.shape(displacements)}")
+    ids = get_layer_ids(modes.supercell)
+    out = []
+    for disp in u:
+        atoms = modes.supercell.copy()
+        atoms.positions = atoms.positions + disp
+        if LAYER_ARRAY in atoms.arrays:
+            del atoms.arrays[LAYER_ARRAY]
+        atoms.set_array(LAYER_ARRAY, ids.copy())
+        out.append(atoms)
+    return out

@@ -1,0 +1,1 @@
+"""AiiDA data types of aiida-mlepi (entry points ``mlepi.*`` in the ``aiida.data`` group)."""

@@ -1,0 +1,60 @@
+"""QueryBuilder recipes: find configurations and observables by material, temperature and sample index.
+
+These are the README's example queries; each is a plain QueryBuilder call on queryable attributes.
+"""
+
+from __future__ import annotations
+
+from aiida import orm
+
+from aiida_mlepi.data.layered_structure import LayeredStructureData
+
+
+def sampled_configurations(material: str, temperature_k: float) -> list[LayeredStructureData]:
+    """All Monte-Carlo configurations of ``material`` sampled at ``temperature_k`` (ordered by sample index)."""
+    qb = orm.QueryBuilder().append(
+        LayeredStructureData,
+        filters={"attributes.material": material, "attributes.temperature_k": float(temperature_k)},
+        project="*",
+    )
+    return sorted((row[0] for row in qb.all()), key=lambda node: node.base.attributes.get("sample_index"))
+
+
+def sample_fermi_velocity(material: str, temperature_k: float, sample_index: int) -> list[tuple[orm.Dict, LayeredStructureData]]:
+    """(vF Dict, configuration) of one sample, joined through the provenance graph.
+
+    configuration → compute_engine_hamiltonian → H(R) → compute_fermi_velocity → vF.
+    """
+    qb = orm.QueryBuilder()
+    qb.append(LayeredStructureData, tag="structure", project="*",
+              filters={"attributes.material": material, "attributes.temperature_k": float(temperature_k),
+                       "attributes.sample_index": int(sample_index)})
+    qb.append(orm.CalcFunctionNode, with_incoming="structure", tag="h_calc")
+    qb.append(orm.Data, with_incoming="h_calc", tag="hamiltonian")
+    qb.append(orm.CalcFunctionNode, with_incoming="hamiltonian", tag="v_calc")
+    qb.append(orm.Dict, with_incoming="v_calc", project="*",
+              filters={"attributes.observable": "fermi_velocity"})
+    return [(vf, structure) for structure, vf in qb.all()]
+
+
+def fermi_velocity_vs_temperature(material: str) -> list[tuple[float, float, float, int]]:
+    """(T in K, ⟨vF⟩ m/s, standard error m/s, samples) of every stored thermal average of ``material``."""
+    qb = orm.QueryBuilder().append(
+        orm.Dict,
+        filters={"attributes.observable": "fermi_velocity_thermal_average", "attributes.material": material},
+        project=["attributes.temperature_k", "attributes.mean_m_per_s", "attributes.stderr_m_per_s",
+                 "attributes.n_samples"],
+    )
+    return sorted(tuple(row) for row in qb.all())
+
+
+def fermi_velocity_summaries(material: str | None = None, limit: int | None = None) -> list[orm.Dict]:
+    """The ⟨vF⟩(T) summary tables of EPI loops, newest first."""
+    filters = {"attributes.observable": "fermi_velocity_summary"}
+    if material is not None:
+        filters["attributes.material"] = material
+    qb = orm.QueryBuilder().append(orm.Dict, filters=filters, project="*")
+    qb.order_by({orm.Dict: {"ctime": "desc"}})
+    if limit is not None:
+        qb.limit(limit)
+    return [row[0] for row in qb.all()]

@@ -1,0 +1,1 @@
+"""AiiDA WorkChains of the EPI loop (entry points ``mlepi.*`` in ``aiida.workflows``)."""

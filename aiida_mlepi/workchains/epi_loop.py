@@ -1,0 +1,159 @@
+"""`EpiLoopWorkChain`: the finite-difference EPI loop — phonons → MC sampling → H(R) → ⟨vF⟩(T)."""
+
+from __future__ import annotations
+
+from aiida import orm
+from aiida.engine import ToContext, WorkChain
+
+from aiida_mlepi.calculations.engine import compute_engine_hamiltonian
+from aiida_mlepi.calculations.observables import compute_fermi_velocity
+from aiida_mlepi.calculations.summary import plot_fermi_velocity_summary, summarize_fermi_velocity
+from aiida_mlepi.data.layered_structure import LayeredStructureData
+
+from .common import unsupported_elements
+from .observable import ObservableWorkChain
+from .phonons import PhononWorkChain
+from .sampling import ThermalSamplingWorkChain
+
+DEFAULT_OBSERVABLE_SETTINGS = {"electrons_per_atom": 4.0, "k_radius_inv_angstrom": 0.05, "n_directions": 6}
+
+
+def temperature_key(temperature_k: float) -> str:
+    return f"T_{temperature_k:g}K".replace(".", "p")
+
+
+class EpiLoopWorkChain(WorkChain):
+    """The whole loop for one layered material, every step recorded.
+
+    Exit codes: 300 single layer, 301 unsupported element, 303 negative temperature, 304 bad sample count,
+    401–403 a stage failed (its own exit code is reported).
+    """
+
+    @classmethod
+    def define(cls, spec):
+        super().define(spec)
+        spec.input("structure", valid_type=LayeredStructureData, help="Relaxed unit cell with ≥ 2 layers.")
+        spec.input("supercell_matrix", valid_type=orm.List, default=lambda: orm.List([6, 6, 1]))
+        spec.input("temperatures_k", valid_type=orm.List, default=lambda: orm.List([0.0, 150.0, 300.0]),
+                   help="Temperatures (K) at which to sample.")
+        spec.input("n_samples", valid_type=orm.Int, default=lambda: orm.Int(16), help="Samples per temperature.")
+        spec.input("seed", valid_type=orm.Int, default=lambda: orm.Int(20240601))
+        spec.input("antithetic", valid_type=orm.Bool, default=lambda: orm.Bool(True))
+        spec.input("displacement_angstrom", valid_type=orm.Float, default=lambda: orm.Float(0.01))
+        spec.input("engine_parameters", valid_type=orm.Dict, default=lambda: orm.Dict({}))
+        spec.input("observable_settings", valid_type=orm.Dict, default=lambda: orm.Dict({}),
+                   help=f"Overrides of {DEFAULT_OBSERVABLE_SETTINGS}.")
+        spec.outline(
+            cls.validate_inputs,
+            cls.run_phonons,
+            cls.inspect_phonons,
+            cls.run_sampling,
+            cls.inspect_sampling,
+            cls.run_observables,
+            cls.inspect_observables,
+            cls.summarize,
+        )
+        spec.output("modes", help="Phonon modes of the supercell.")
+        spec.output("static_lattice", valid_type=orm.Dict, help="vF of the undisplaced supercell.")
+        spec.output_namespace("averages", valid_type=orm.Dict, dynamic=True, help="⟨vF⟩ per temperature.")
+        spec.output("summary", valid_type=orm.Dict, help="⟨vF⟩(T) table.")
+        spec.output("plot", valid_type=orm.SinglefileData, help="⟨vF⟩(T) plot (PNG).")
+        spec.exit_code(300, "ERROR_SINGLE_LAYER",
+                       message="The structure has {count} layer(s); the EPI loop of a vdW stack needs ≥ 2.")
+        spec.exit_code(301, "ERROR_UNSUPPORTED_ELEMENT",
+                       message="The reference engine has no parameters for the element(s) {elements}.")
+        spec.exit_code(303, "ERROR_NEGATIVE_TEMPERATURE", message="Temperatures must be ≥ 0 K, got {values}.")
+        spec.exit_code(304, "ERROR_INVALID_SAMPLE_COUNT", message="{reason}")
+        spec.exit_code(401, "ERROR_PHONONS_FAILED", message="The phonon stage failed: {message}")
+        spec.exit_code(402, "ERROR_SAMPLING_FAILED", message="The sampling stage failed at {temperature} K: {message}")
+        spec.exit_code(403, "ERROR_OBSERVABLE_FAILED", message="The observable stage failed at {temperature} K.")
+
+    # ------------------------------------------------------------------ validation
+    def validate_inputs(self):
+        structure = self.inputs.structure
+        if structure.num_layers < 2:
+            return self.exit_codes.ERROR_SINGLE_LAYER.format(count=structure.num_layers)
+        missing = unsupported_elements(structure)
+        if missing:
+            return self.exit_codes.ERROR_UNSUPPORTED_ELEMENT.format(elements=", ".join(missing))
+        temperatures = [float(t) for t in self.inputs.temperatures_k.get_list()]
+        if not temperatures or min(temperatures) < 0:
+            return self.exit_codes.ERROR_NEGATIVE_TEMPERATURE.format(values=temperatures)
+        n = self.inputs.n_samples.value
+        if n < 1 or (self.inputs.antithetic.value and n % 2):
+            return self.exit_codes.ERROR_INVALID_SAMPLE_COUNT.format(
+                reason=f"n_samples must be ≥ 1 (and even with antithetic pairs), got {n}")
+        self.ctx.temperatures = temperatures
+        return None
+
+    # ------------------------------------------------------------------ phonons
+    def run_phonons(self):
+        running = self.submit(PhononWorkChain, structure=self.inputs.structure,
+                              supercell_matrix=self.inputs.supercell_matrix,
+                              displacement_angstrom=self.inputs.displacement_angstrom,
+                              engine_parameters=self.inputs.engine_parameters)
+        self.report(f"launched PhononWorkChain<{running.pk}>")
+        return ToContext(phonons=running)
+
+    def inspect_phonons(self):
+        phonons = self.ctx.phonons
+        if not phonons.is_finished_ok:
+            return self.exit_codes.ERROR_PHONONS_FAILED.format(message=phonons.exit_message or "see its report")
+        self.out("modes", phonons.outputs.modes)
+        return None
+
+    # ------------------------------------------------------------------ sampling
+    def run_sampling(self):
+        for temperature in self.ctx.temperatures:
+            running = self.submit(ThermalSamplingWorkChain, modes=self.ctx.phonons.outputs.modes,
+                                  temperature_k=orm.Float(temperature), n_samples=self.inputs.n_samples,
+                                  seed=self.inputs.seed, antithetic=self.inputs.antithetic)
+            self.to_context(**{f"sampling_{temperature_key(temperature)}": running})
+
+    def inspect_sampling(self):
+        for temperature in self.ctx.temperatures:
+            node = self.ctx[f"sampling_{temperature_key(temperature)}"]
+            if not node.is_finished_ok:
+                return self.exit_codes.ERROR_SAMPLING_FAILED.format(
+                    temperature=temperature, message=node.exit_message or "see its report")
+        return None
+
+    # ------------------------------------------------------------------ observables
+    def _observable_settings(self) -> orm.Dict:
+        if "observable_settings_node" not in self.ctx:
+            settings = {**DEFAULT_OBSERVABLE_SETTINGS, **self.inputs.observable_settings.get_dict()}
+            settings["primitive_cell"] = self.inputs.structure.cell
+            self.ctx.observable_settings_node = orm.Dict(settings)
+        return self.ctx.observable_settings_node
+
+    def run_observables(self):
+        settings = self._observable_settings()
+        # the static (undisplaced) lattice, the reference of the renormalisation
+        supercell = self.ctx.phonons.outputs.supercell
+        hamiltonian = compute_engine_hamiltonian(supercell, self.inputs.engine_parameters)
+        self.ctx.static_lattice = compute_fermi_velocity(hamiltonian, settings)
+        for temperature in self.ctx.temperatures:
+            sampling = self.ctx[f"sampling_{temperature_key(temperature)}"]
+            samples = {label: sampling.outputs.samples[label] for label in sampling.outputs.samples}
+            running = self.submit(ObservableWorkChain, structures=samples, temperature_k=orm.Float(temperature),
+                                  settings=settings, engine_parameters=self.inputs.engine_parameters,
+                                  antithetic=self.inputs.antithetic)
+            self.to_context(**{f"observable_{temperature_key(temperature)}": running})
+
+    def inspect_observables(self):
+        for temperature in self.ctx.temperatures:
+            node = self.ctx[f"observable_{temperature_key(temperature)}"]
+            if not node.is_finished_ok:
+                return self.exit_codes.ERROR_OBSERVABLE_FAILED.format(temperature=temperature)
+        return None
+
+    def summarize(self):
+        averages = {
+            temperature_key(t): self.ctx[f"observable_{temperature_key(t)}"].outputs.average
+            for t in self.ctx.temperatures
+        }
+        summary = summarize_fermi_velocity(self.ctx.static_lattice, **averages)
+        self.out("static_lattice", self.ctx.static_lattice)
+        self.out("averages", averages)
+        self.out("summary", summary)
+        self.out("plot", plot_fermi_velocity_summary(summary))

@@ -1,0 +1,62 @@
+"""`ObservableWorkChain`: H(R) of every configuration → Fermi velocity → thermal average."""
+
+from __future__ import annotations
+
+from aiida import orm
+from aiida.engine import WorkChain
+
+from aiida_mlepi.calculations.engine import compute_engine_hamiltonian
+from aiida_mlepi.calculations.observables import average_fermi_velocity, compute_fermi_velocity
+from aiida_mlepi.data.layered_structure import LayeredStructureData
+
+from .common import HAMILTONIAN_PROVIDERS, progress_message
+
+
+class ObservableWorkChain(WorkChain):
+    """For each sampled configuration: H(R) (one node), vF (one node); then ⟨vF⟩ and its standard error."""
+
+    @classmethod
+    def define(cls, spec):
+        super().define(spec)
+        spec.input_namespace("structures", valid_type=LayeredStructureData, dynamic=True,
+                             help="The configurations (e.g. the samples of one temperature).")
+        spec.input("temperature_k", valid_type=orm.Float, help="Temperature of the configurations (K).")
+        spec.input("settings", valid_type=orm.Dict,
+                   help="Observable settings: primitive_cell (Å), electrons_per_atom, k_radius_inv_angstrom, "
+                        "n_directions.")
+        spec.input("hamiltonian_provider", valid_type=orm.Str, default=lambda: orm.Str("reference"),
+                   help=f"Which model gives H(R): one of {HAMILTONIAN_PROVIDERS}.")
+        spec.input("engine_parameters", valid_type=orm.Dict, default=lambda: orm.Dict({}))
+        spec.input("antithetic", valid_type=orm.Bool, default=lambda: orm.Bool(False),
+                   help="The configurations are ± pairs (0, 1), (2, 3), …")
+        spec.outline(cls.validate_inputs, cls.compute, cls.average)
+        spec.output_namespace("per_sample", valid_type=orm.Dict, dynamic=True, help="vF of each configuration.")
+        spec.output("average", valid_type=orm.Dict, help="⟨vF⟩(T), standard error, running convergence.")
+        spec.exit_code(302, "ERROR_INVALID_INPUT", message="Invalid input: {reason}")
+
+    def validate_inputs(self):
+        if not self.inputs.structures:
+            return self.exit_codes.ERROR_INVALID_INPUT.format(reason="no structures given")
+        provider = self.inputs.hamiltonian_provider.value
+        if provider not in HAMILTONIAN_PROVIDERS:
+            return self.exit_codes.ERROR_INVALID_INPUT.format(
+                reason=f"hamiltonian_provider {provider!r} is not one of {HAMILTONIAN_PROVIDERS}")
+        if "primitive_cell" not in self.inputs.settings.get_dict():
+            return self.exit_codes.ERROR_INVALID_INPUT.format(reason="settings need 'primitive_cell' (3×3, Å)")
+        return None
+
+    def compute(self):
+        labels = sorted(self.inputs.structures)
+        temperature = self.inputs.temperature_k.value
+        self.ctx.values = {}
+        for n, label in enumerate(labels, start=1):
+            hamiltonian = compute_engine_hamiltonian(self.inputs.structures[label], self.inputs.engine_parameters)
+            self.ctx.values[label] = compute_fermi_velocity(hamiltonian, self.inputs.settings)
+            self.report(progress_message(f"samples-{temperature:g}K", n, len(labels)))
+
+    def average(self):
+        material = self.inputs.structures[sorted(self.inputs.structures)[0]].material or ""
+        average = average_fermi_velocity(orm.Str(material), self.inputs.temperature_k, self.inputs.antithetic,
+                                         **self.ctx.values)
+        self.out("per_sample", self.ctx.values)
+        self.out("average", average)

@@ -1,0 +1,84 @@
+"""`PhononWorkChain`: force constants and supercell modes from a force provider (via phonopy)."""
+
+from __future__ import annotations
+
+from aiida import orm
+from aiida.engine import WorkChain
+
+from aiida_mlepi.calculations.engine import compute_engine_forces
+from aiida_mlepi.calculations.phonons import collect_supercell_modes, generate_displacements
+from aiida_mlepi.data.layered_structure import LayeredStructureData
+from aiida_mlepi.data.phonon_modes import PhononModesData
+
+from .common import FORCE_PROVIDERS, progress_message, unsupported_elements
+
+
+class PhononWorkChain(WorkChain):
+    """Displace (phonopy, symmetry-reduced) → forces of each displaced supercell → all supercell modes."""
+
+    @classmethod
+    def define(cls, spec):
+        super().define(spec)
+        spec.input("structure", valid_type=LayeredStructureData,
+                   help="Relaxed unit cell with layer ids (Å).")
+        spec.input("supercell_matrix", valid_type=orm.List, default=lambda: orm.List([6, 6, 1]),
+                   help="Diagonal [n1, n2, n3] or a 3×3 supercell matrix.")
+        spec.input("displacement_angstrom", valid_type=orm.Float, default=lambda: orm.Float(0.01),
+                   help="Finite displacement amplitude (Å).")
+        spec.input("force_provider", valid_type=orm.Str, default=lambda: orm.Str("reference"),
+                   help=f"Which model gives the forces: one of {FORCE_PROVIDERS}.")
+        spec.input("engine_parameters", valid_type=orm.Dict, default=lambda: orm.Dict({}),
+                   help="Parameters of the reference engine (defaults if empty).")
+        spec.input("kpoints_mesh", valid_type=orm.List, default=lambda: orm.List([1, 1, 1]),
+                   help="Γ-centred k mesh used for the forces of the supercell.")
+        spec.outline(cls.validate_inputs, cls.displace, cls.compute_forces, cls.collect)
+        spec.output("modes", valid_type=PhononModesData, help="Force constants and all supercell modes.")
+        spec.output("supercell", valid_type=LayeredStructureData, help="The undisplaced supercell.")
+        spec.exit_code(301, "ERROR_UNSUPPORTED_ELEMENT",
+                       message="The force provider has no parameters for the element(s) {elements}.")
+        spec.exit_code(302, "ERROR_INVALID_INPUT", message="Invalid input: {reason}")
+        spec.exit_code(410, "ERROR_IMAGINARY_MODES",
+                       message="{count} imaginary mode(s), lowest {lowest:.1f} cm⁻¹: the structure is not relaxed.")
+
+    def validate_inputs(self):
+        missing = unsupported_elements(self.inputs.structure)
+        if missing:
+            return self.exit_codes.ERROR_UNSUPPORTED_ELEMENT.format(elements=", ".join(missing))
+        provider = self.inputs.force_provider.value
+        if provider not in FORCE_PROVIDERS:
+            return self.exit_codes.ERROR_INVALID_INPUT.format(
+                reason=f"force_provider {provider!r} is not one of {FORCE_PROVIDERS}")
+        matrix = self.inputs.supercell_matrix.get_list()
+        if len(matrix) not in (3,) or any(
+                (isinstance(m, list) and len(m) != 3) for m in matrix):
+            return self.exit_codes.ERROR_INVALID_INPUT.format(
+                reason=f"supercell_matrix must be [n1, n2, n3] or 3×3, got {matrix}")
+        if self.inputs.displacement_angstrom.value <= 0:
+            return self.exit_codes.ERROR_INVALID_INPUT.format(reason="displacement_angstrom must be positive")
+        return None
+
+    def displace(self):
+        result = generate_displacements(self.inputs.structure, self.inputs.supercell_matrix,
+                                        self.inputs.displacement_angstrom)
+        self.ctx.phonopy_setup = result["phonopy_setup"]
+        self.ctx.supercells = result["supercells"]
+
+    def compute_forces(self):
+        labels = sorted(self.ctx.supercells)
+        self.ctx.forces = {}
+        for n, label in enumerate(labels, start=1):
+            out = compute_engine_forces(self.ctx.supercells[label], self.inputs.engine_parameters,
+                                        self.inputs.kpoints_mesh)
+            self.ctx.forces[label] = out["forces"]
+            self.report(progress_message("phonon-forces", n, len(labels)))
+
+    def collect(self):
+        material = orm.Str(self.inputs.structure.material or "")
+        result = collect_supercell_modes(self.ctx.phonopy_setup, material, **self.ctx.forces)
+        self.out("modes", result["modes"])
+        self.out("supercell", result["supercell"])
+        count = result["modes"].base.attributes.get("num_imaginary")
+        if count:
+            lowest = result["modes"].base.attributes.get("frequency_min_cm1")
+            return self.exit_codes.ERROR_IMAGINARY_MODES.format(count=count, lowest=lowest)
+        return None

@@ -1,0 +1,51 @@
+"""`ThermalSamplingWorkChain`: Monte-Carlo configurations at one temperature (paper Eq. 1–2)."""
+
+from __future__ import annotations
+
+from aiida import orm
+from aiida.engine import WorkChain
+
+from aiida_mlepi.calculations.sampling import sample_configurations
+from aiida_mlepi.data.layered_structure import LayeredStructureData
+from aiida_mlepi.data.phonon_modes import PhononModesData
+
+
+class ThermalSamplingWorkChain(WorkChain):
+    """Displace the supercell along its modes with ⟨v²⟩ = ħ/(2Mω)·coth(ħω/2k_BT); one node per sample."""
+
+    @classmethod
+    def define(cls, spec):
+        super().define(spec)
+        spec.input("modes", valid_type=PhononModesData, help="Supercell modes from the phonon stage.")
+        spec.input("temperature_k", valid_type=orm.Float, help="Temperature (K), ≥ 0; 0 K gives zero-point motion.")
+        spec.input("n_samples", valid_type=orm.Int, default=lambda: orm.Int(16), help="Configurations to draw.")
+        spec.input("seed", valid_type=orm.Int, default=lambda: orm.Int(20240601), help="Random seed.")
+        spec.input("antithetic", valid_type=orm.Bool, default=lambda: orm.Bool(False),
+                   help="Draw ± pairs (u, −u): reduces the variance of even observables.")
+        spec.outline(cls.validate_inputs, cls.sample)
+        spec.output_namespace("samples", valid_type=LayeredStructureData, dynamic=True,
+                              help="sample_0000 … with attributes material, temperature_k, sample_index, seed.")
+        spec.exit_code(303, "ERROR_NEGATIVE_TEMPERATURE", message="The temperature must be ≥ 0 K, got {value} K.")
+        spec.exit_code(304, "ERROR_INVALID_SAMPLE_COUNT", message="{reason}")
+        spec.exit_code(410, "ERROR_IMAGINARY_MODES",
+                       message="The modes have {count} imaginary frequencies: cannot sample a thermal distribution.")
+
+    def validate_inputs(self):
+        temperature = self.inputs.temperature_k.value
+        if temperature < 0:
+            return self.exit_codes.ERROR_NEGATIVE_TEMPERATURE.format(value=temperature)
+        n = self.inputs.n_samples.value
+        if n < 1:
+            return self.exit_codes.ERROR_INVALID_SAMPLE_COUNT.format(reason=f"n_samples must be ≥ 1, got {n}")
+        if self.inputs.antithetic.value and n % 2:
+            return self.exit_codes.ERROR_INVALID_SAMPLE_COUNT.format(
+                reason=f"antithetic sampling needs an even n_samples, got {n}")
+        count = self.inputs.modes.base.attributes.get("num_imaginary", 0)
+        if count:
+            return self.exit_codes.ERROR_IMAGINARY_MODES.format(count=count)
+        return None
+
+    def sample(self):
+        samples = sample_configurations(self.inputs.modes, self.inputs.temperature_k, self.inputs.n_samples,
+                                        self.inputs.seed, self.inputs.antithetic)
+        self.out("samples", samples)

@@ -1,0 +1,57 @@
+"""The `aiida-mlepi` command as a new user runs it: a fresh AiiDA config folder, a profile created on the fly."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+CLI = [sys.executable, "-m", "aiida_mlepi.cli"]
+
+
+def _run(args, env, cwd):
+    return subprocess.run(CLI + args, env=env, cwd=cwd, capture_output=True, text=True, timeout=600)
+
+
+@pytest.fixture
+def fresh_env(tmp_path):
+    env = dict(os.environ)
+    env["AIIDA_PATH"] = str(tmp_path / "aiida-config")
+    env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
+    return env
+
+
+def test_demo_creates_profile_then_reuses_it(fresh_env, tmp_path):
+    args = ["demo", "--supercell", "3", "--temperatures", "0,300", "--samples", "2", "--output-dir", "out"]
+    first = _run(args, fresh_env, tmp_path)
+    assert first.returncode == 0, first.stderr[-3000:] + first.stdout[-3000:]
+    assert "Creating AiiDA profile 'mlepi'" in first.stdout
+    rows = re.findall(r"^\s+(0\.0|300\.0)\s+2\s+([0-9.]+)\s+([0-9.]+)\s+(-?[0-9.]+)%", first.stdout, re.M)
+    assert [r[0] for r in rows] == ["0.0", "300.0"]
+    for _, mean, stderr, change in rows:
+        assert 0.3 < float(mean) < 1.5  # 10^6 m/s: graphene's vF is ~0.8–1.0
+        assert abs(float(change)) < 50
+    plot = Path(re.search(r"^plot: (.*)$", first.stdout, re.M).group(1))
+    assert plot.read_bytes()[:4] == b"\x89PNG"
+
+    second = _run(args, fresh_env, tmp_path)
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert "Creating AiiDA profile" not in second.stdout
+    assert "AiiDA profile: mlepi" in second.stdout
+
+    results = _run(["results", "--last", "2"], fresh_env, tmp_path)
+    assert results.returncode == 0, results.stderr[-2000:]
+    assert results.stdout.count("--- summary node") == 2
+
+
+def test_user_mistakes_give_one_clear_error(fresh_env, tmp_path):
+    bad_t = _run(["demo", "--temperatures", "0,-10"], fresh_env, tmp_path)
+    assert bad_t.returncode == 2 and "must be ≥ 0 K" in bad_t.stderr and "Traceback" not in bad_t.stderr
+    odd = _run(["demo", "--samples", "3"], fresh_env, tmp_path)
+    assert odd.returncode == 2 and "even number of samples" in odd.stderr and "Traceback" not in odd.stderr
+    no_results = _run(["results"], fresh_env, tmp_path)
+    assert no_results.returncode != 0 and "Traceback" not in no_results.stderr
