@@ -13,12 +13,24 @@ from aiida_mlepi.data.hamiltonian import HamiltonianData
 LABEL_KEYS = ("material", "temperature_k", "sample_index", "seed")
 
 
-def observable_settings(settings: orm.Dict) -> dict:
-    """Keyword arguments of :func:`aiida_mlepi.core.observables.fermi_velocity` from a settings Dict."""
+def finite_or_none(value: float) -> float | None:
+    """``float(value)``, or None where it is undefined (NaN/inf: e.g. the standard error of one sample)."""
+    value = float(value)
+    return value if np.isfinite(value) else None
+
+
+def observable_settings(settings: orm.Dict, num_atoms: int) -> dict:
+    """Keyword arguments of :func:`aiida_mlepi.core.observables.fermi_velocity` from a settings Dict.
+
+    ``electrons_per_atom`` (4 for the sp³ basis of carbon) times ``num_atoms`` gives the filling.
+    """
     values = settings.get_dict()
+    electrons = float(values.get("electrons_per_atom", 4.0)) * num_atoms
+    if abs(electrons - round(electrons)) > 1e-9:
+        raise ValueError(f"electrons_per_atom × atoms = {electrons} is not an integer")
     return {
         "primitive_cell": np.asarray(values["primitive_cell"], dtype=float),
-        "electrons_per_atom": float(values.get("electrons_per_atom", 4.0)),
+        "n_electrons": int(round(electrons)),
         "k_radius": float(values.get("k_radius_inv_angstrom", 0.05)),
         "n_directions": int(values.get("n_directions", 6)),
     }
@@ -31,7 +43,8 @@ def compute_fermi_velocity(hamiltonian: HamiltonianData, settings: orm.Dict) -> 
     The output Dict carries ``observable = 'fermi_velocity'`` and the labels of the configuration
     (``material``, ``temperature_k``, ``sample_index``) so it can be queried directly.
     """
-    result = fermi_velocity(hamiltonian.get_hamiltonian(), **observable_settings(settings))
+    h = hamiltonian.get_hamiltonian()
+    result = fermi_velocity(h, **observable_settings(settings, len(h)))
     attrs = hamiltonian.base.attributes
     labels = {key: attrs.get(key) for key in LABEL_KEYS if attrs.get(key, None) is not None}
     return orm.Dict({
@@ -64,10 +77,11 @@ def average_fermi_velocity(material: orm.Str, temperature_k: orm.Float, antithet
         "temperature_k": float(temperature_k.value),
         "n_samples": int(values.size),
         "mean_m_per_s": float(avg.mean),
-        "stderr_m_per_s": float(avg.stderr),
-        "std_m_per_s": float(avg.std),
+        "stderr_m_per_s": finite_or_none(avg.stderr),
+        "std_m_per_s": finite_or_none(avg.std),
         "antithetic": pairs,
+        "values_m_per_s": [float(x) for x in values],
         "running_n": [int(x) for x in n],
         "running_mean_m_per_s": [float(x) for x in mean_n],
-        "running_stderr_m_per_s": [float(x) for x in stderr_n],
+        "running_stderr_m_per_s": [finite_or_none(x) for x in stderr_n],
     })

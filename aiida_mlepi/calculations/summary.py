@@ -32,5 +32,9 @@ def plot_fermi_velocity_summary(summary: orm.Dict) -> orm.SinglefileData:
     from aiida_mlepi.core.plotting import plot_fermi_velocity_vs_temperature
 
     with tempfile.TemporaryDirectory() as tmp:
-        path = plot_fermi_velocity_vs_temperature(summary.get_dict(), Path(tmp) / "fermi_velocity_vs_T.png")
+        data = summary.get_dict()
+        stderr = [float("nan") if err is None else err for err in data["stderr_m_per_s"]]
+        rows = list(zip(data["temperatures_k"], data["mean_m_per_s"], stderr))
+        path = plot_fermi_velocity_vs_temperature(rows, Path(tmp) / "fermi_velocity_vs_T.png",
+                                                  reference=data["static_lattice_m_per_s"])
         return orm.SinglefileData(file=str(path), filename="fermi_velocity_vs_T.png")

@@ -53,6 +53,7 @@ def cmd_demo(ctx, supercell, temperatures, samples, seed, antithetic, output_dir
     from aiida.engine import run_get_node
 
     from aiida_mlepi.calculations.engine import relax_bilayer_graphene
+    from aiida_mlepi.core.engine.relax import supercell_kpoints_mesh
     from aiida_mlepi.core.plotting import plot_convergence
     from aiida_mlepi.workchains.epi_loop import EpiLoopWorkChain
 
@@ -60,8 +61,12 @@ def cmd_demo(ctx, supercell, temperatures, samples, seed, antithetic, output_dir
     from .tables import convergence_table, fermi_velocity_table
 
     start = time.perf_counter()
-    click.echo("Relaxing AB bilayer graphene with the reference engine (6×6 k-mesh) …")
-    structure = relax_bilayer_graphene(orm.Str("AB"), orm.Dict({}), orm.List([supercell, supercell, 1]))
+    # forces of the n×n supercell on an m×m k-mesh sample the zone like an (nm)×(nm) mesh of the unit cell:
+    # relax with that mesh, so that the phonon stage starts from a force-free structure
+    phonon_mesh = list(supercell_kpoints_mesh((supercell, supercell, 1)))
+    relax_mesh = [phonon_mesh[0] * supercell, phonon_mesh[1] * supercell, 1]
+    click.echo(f"Relaxing AB bilayer graphene with the reference engine ({relax_mesh[0]}×{relax_mesh[1]} k-mesh) …")
+    structure = relax_bilayer_graphene(orm.Str("AB"), orm.Dict({}), orm.List(relax_mesh))
     click.echo(f"  a = {structure.cell[0][0]:.4f} Å, layers = {structure.num_layers}  (node {structure.pk})")
     inputs = {
         "structure": structure,
@@ -70,6 +75,7 @@ def cmd_demo(ctx, supercell, temperatures, samples, seed, antithetic, output_dir
         "n_samples": orm.Int(samples),
         "seed": orm.Int(seed),
         "antithetic": orm.Bool(antithetic),
+        "phonon_kpoints_mesh": orm.List(phonon_mesh),
     }
     with ProgressBars():
         _, node = run_get_node(EpiLoopWorkChain, **inputs)
@@ -82,7 +88,12 @@ def cmd_demo(ctx, supercell, temperatures, samples, seed, antithetic, output_dir
     output_dir.mkdir(parents=True, exist_ok=True)
     plot_path = output_dir / "fermi_velocity_vs_T.png"
     plot_path.write_bytes(node.outputs.plot.get_content(mode="rb"))
-    convergence_path = plot_convergence(averages, output_dir / "fermi_velocity_convergence.png")
+    series = {f"{avg['temperature_k']:g} K": avg["values_m_per_s"]
+              for avg in sorted(averages, key=lambda a: a["temperature_k"])}
+    convergence_path = None
+    if samples >= (4 if antithetic else 2):
+        convergence_path = plot_convergence(series, output_dir / "fermi_velocity_convergence.png",
+                                            pairs=antithetic, reference=summary["static_lattice_m_per_s"])
     click.echo("")
     click.echo(fermi_velocity_table(summary))
     click.echo("")
@@ -92,4 +103,5 @@ def cmd_demo(ctx, supercell, temperatures, samples, seed, antithetic, output_dir
     click.echo(f"EpiLoopWorkChain<{node.pk}> finished in {time.perf_counter() - start:.0f} s "
                f"(profile '{profile.name}'; inspect: verdi -p {profile.name} process show {node.pk})")
     click.echo(f"plot: {plot_path.resolve()}")
-    click.echo(f"convergence plot: {Path(convergence_path).resolve()}")
+    if convergence_path is not None:
+        click.echo(f"convergence plot: {Path(convergence_path).resolve()}")

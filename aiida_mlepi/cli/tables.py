@@ -14,7 +14,8 @@ def fermi_velocity_table(summary: Mapping) -> str:
     ]
     for t, n, mean, err, rel in zip(summary["temperatures_k"], summary["n_samples"], summary["mean_m_per_s"],
                                     summary["stderr_m_per_s"], summary["relative_change"]):
-        lines.append(f"{t:8.1f} {n:8d} {mean / 1e6:17.5f} {err / 1e6:10.5f} {100 * rel:8.2f}%")
+        error = f"{err / 1e6:10.5f}" if err is not None else f"{'n/a':>10}"
+        lines.append(f"{t:8.1f} {n:8d} {mean / 1e6:17.5f} {error} {100 * rel:8.2f}%")
     return "\n".join(lines)
 
 

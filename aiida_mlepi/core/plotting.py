@@ -81,22 +81,39 @@ def plot_fermi_velocity_vs_temperature(table, path: str | Path = "fermi_velocity
 
 def plot_convergence(values, path: str | Path = "fermi_velocity_convergence.png", *,
                      pairs: bool = False, label: str = "", reference: float | None = None) -> Path:
-    """Running mean ± stderr of ``values`` (m/s) vs number of samples, and stderr vs n on log
-    axes with the 1/√n guide (paper Fig. 4e)."""
-    n, mean, err = running_average(values, pairs=pairs)
-    if len(n) < 2:
-        raise PlotInputError("convergence needs at least two independent samples")
+    """Running mean ± stderr vs number of samples, and stderr vs n on log axes with the 1/√n guide
+    (paper Fig. 4e).
+
+    ``values``: one series of per-sample values (m/s), or a mapping label → series (e.g. one per
+    temperature, drawn in different colours). ``reference``: static-lattice value (m/s).
+    """
+    series = dict(values) if isinstance(values, dict) else {label: values}
+    if not series:
+        raise PlotInputError("nothing to plot")
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(8, 3.3))
-    ax1.plot(n, mean / VELOCITY_SCALE, color="C0", label=label or None)
-    ax1.fill_between(n[1:], (mean - err)[1:] / VELOCITY_SCALE, (mean + err)[1:] / VELOCITY_SCALE,
-                     color="C0", alpha=0.25)
+    last_err = last_n = None
+    for index, (name, data) in enumerate(series.items()):
+        n, mean, err = running_average(data, pairs=pairs)
+        if len(n) < 2:
+            plt.close(fig)
+            raise PlotInputError("convergence needs at least two independent samples")
+        colour = f"C{index % 10}"
+        ax1.plot(n, mean / VELOCITY_SCALE, color=colour, label=str(name) or None)
+        ax1.fill_between(n[1:], (mean - err)[1:] / VELOCITY_SCALE, (mean + err)[1:] / VELOCITY_SCALE,
+                         color=colour, alpha=0.25)
+        ax2.loglog(n[1:], err[1:] / VELOCITY_SCALE, "o", ms=3, color=colour)
+        if err[-1] > 0:
+            last_err, last_n = err[-1], n
     if reference is not None:
-        ax1.axhline(reference / VELOCITY_SCALE, color="k", ls="--", lw=0.8)
+        ax1.axhline(reference / VELOCITY_SCALE, color="k", ls="--", lw=0.8, label="static")
+    if last_err is not None:
+        ax2.loglog(last_n[1:], last_err * np.sqrt(last_n[-1] / last_n[1:]) / VELOCITY_SCALE, "k--", lw=0.8,
+                   label="∝ 1/√n")
+        ax2.legend(frameon=False)
     ax1.set_xlabel("samples" + (" (antithetic pairs)" if pairs else ""))
     ax1.set_ylabel("running ⟨v_F⟩ (10⁵ m/s)")
-    ax2.loglog(n[1:], err[1:] / VELOCITY_SCALE, "o", ms=3, color="C0")
-    ax2.loglog(n[1:], err[-1] * np.sqrt(n[-1] / n[1:]) / VELOCITY_SCALE, "k--", lw=0.8, label="∝ 1/√n")
-    ax2.set_xlabel("samples")
+    if any(str(name) for name in series) or reference is not None:
+        ax1.legend(frameon=False, fontsize=8)
+    ax2.set_xlabel("samples" + (" (antithetic pairs)" if pairs else ""))
     ax2.set_ylabel("standard error (10⁵ m/s)")
-    ax2.legend(frameon=False)
     return _save(fig, path)

@@ -8,6 +8,7 @@ from aiida.engine import ToContext, WorkChain
 from aiida_mlepi.calculations.engine import compute_engine_hamiltonian
 from aiida_mlepi.calculations.observables import compute_fermi_velocity
 from aiida_mlepi.calculations.summary import plot_fermi_velocity_summary, summarize_fermi_velocity
+from aiida_mlepi.core.engine.relax import supercell_kpoints_mesh
 from aiida_mlepi.data.layered_structure import LayeredStructureData
 
 from .common import unsupported_elements
@@ -25,7 +26,7 @@ def temperature_key(temperature_k: float) -> str:
 class EpiLoopWorkChain(WorkChain):
     """The whole loop for one layered material, every step recorded.
 
-    Exit codes: 300 single layer, 301 unsupported element, 303 negative temperature, 304 bad sample count,
+    Exit codes: 300 single layer, 301 unsupported element, 302 invalid input, 303 negative temperature, 304 bad sample count,
     401–403 a stage failed (its own exit code is reported).
     """
 
@@ -41,6 +42,10 @@ class EpiLoopWorkChain(WorkChain):
         spec.input("antithetic", valid_type=orm.Bool, default=lambda: orm.Bool(True))
         spec.input("displacement_angstrom", valid_type=orm.Float, default=lambda: orm.Float(0.01))
         spec.input("engine_parameters", valid_type=orm.Dict, default=lambda: orm.Dict({}))
+        spec.input("phonon_kpoints_mesh", valid_type=orm.List, required=False,
+                   help="Γ-centred k-mesh of the supercell force calculations; default: the smallest mesh "
+                        "equivalent to 12×12 in the unit cell (e.g. [2, 2, 1] for 6×6). Relax the unit cell "
+                        "with the equivalent mesh (supercell × this mesh).")
         spec.input("observable_settings", valid_type=orm.Dict, default=lambda: orm.Dict({}),
                    help=f"Overrides of {DEFAULT_OBSERVABLE_SETTINGS}.")
         spec.outline(
@@ -62,6 +67,7 @@ class EpiLoopWorkChain(WorkChain):
                        message="The structure has {count} layer(s); the EPI loop of a vdW stack needs ≥ 2.")
         spec.exit_code(301, "ERROR_UNSUPPORTED_ELEMENT",
                        message="The reference engine has no parameters for the element(s) {elements}.")
+        spec.exit_code(302, "ERROR_INVALID_INPUT", message="Invalid input: {reason}")
         spec.exit_code(303, "ERROR_NEGATIVE_TEMPERATURE", message="Temperatures must be ≥ 0 K, got {values}.")
         spec.exit_code(304, "ERROR_INVALID_SAMPLE_COUNT", message="{reason}")
         spec.exit_code(401, "ERROR_PHONONS_FAILED", message="The phonon stage failed: {message}")
@@ -83,15 +89,24 @@ class EpiLoopWorkChain(WorkChain):
         if n < 1 or (self.inputs.antithetic.value and n % 2):
             return self.exit_codes.ERROR_INVALID_SAMPLE_COUNT.format(
                 reason=f"n_samples must be ≥ 1 (and even with antithetic pairs), got {n}")
+        matrix = self.inputs.supercell_matrix.get_list()
+        if len(matrix) != 3 or not all(isinstance(n, int) and n >= 1 for n in matrix):
+            return self.exit_codes.ERROR_INVALID_INPUT.format(
+                reason=f"supercell_matrix must be three positive integers [n1, n2, n3], got {matrix}")
+        self.ctx.supercell_diagonal = matrix
         self.ctx.temperatures = temperatures
         return None
 
     # ------------------------------------------------------------------ phonons
     def run_phonons(self):
+        mesh = self.inputs.get("phonon_kpoints_mesh")
+        if mesh is None:
+            mesh = orm.List(list(supercell_kpoints_mesh(tuple(self.ctx.supercell_diagonal))))
         running = self.submit(PhononWorkChain, structure=self.inputs.structure,
                               supercell_matrix=self.inputs.supercell_matrix,
                               displacement_angstrom=self.inputs.displacement_angstrom,
-                              engine_parameters=self.inputs.engine_parameters)
+                              engine_parameters=self.inputs.engine_parameters,
+                              kpoints_mesh=mesh)
         self.report(f"launched PhononWorkChain<{running.pk}>")
         return ToContext(phonons=running)
 

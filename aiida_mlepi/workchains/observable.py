@@ -48,15 +48,15 @@ class ObservableWorkChain(WorkChain):
     def compute(self):
         labels = sorted(self.inputs.structures)
         temperature = self.inputs.temperature_k.value
-        self.ctx.values = {}
+        self.ctx.fermi_velocities = {}
         for n, label in enumerate(labels, start=1):
             hamiltonian = compute_engine_hamiltonian(self.inputs.structures[label], self.inputs.engine_parameters)
-            self.ctx.values[label] = compute_fermi_velocity(hamiltonian, self.inputs.settings)
+            self.ctx.fermi_velocities[label] = compute_fermi_velocity(hamiltonian, self.inputs.settings)
             self.report(progress_message(f"samples-{temperature:g}K", n, len(labels)))
 
     def average(self):
         material = self.inputs.structures[sorted(self.inputs.structures)[0]].material or ""
         average = average_fermi_velocity(orm.Str(material), self.inputs.temperature_k, self.inputs.antithetic,
-                                         **self.ctx.values)
-        self.out("per_sample", self.ctx.values)
+                                         **self.ctx.fermi_velocities)
+        self.out("per_sample", self.ctx.fermi_velocities)
         self.out("average", average)

@@ -26,11 +26,11 @@ def fresh_env(tmp_path):
 
 
 def test_demo_creates_profile_then_reuses_it(fresh_env, tmp_path):
-    args = ["demo", "--supercell", "3", "--temperatures", "0,300", "--samples", "2", "--output-dir", "out"]
+    args = ["demo", "--supercell", "3", "--temperatures", "0,300", "--samples", "4", "--output-dir", "out"]
     first = _run(args, fresh_env, tmp_path)
     assert first.returncode == 0, first.stderr[-3000:] + first.stdout[-3000:]
     assert "Creating AiiDA profile 'mlepi'" in first.stdout
-    rows = re.findall(r"^\s+(0\.0|300\.0)\s+2\s+([0-9.]+)\s+([0-9.]+)\s+(-?[0-9.]+)%", first.stdout, re.M)
+    rows = re.findall(r"^\s+(0\.0|300\.0)\s+4\s+([0-9.]+)\s+([0-9.]+)\s+(-?[0-9.]+)%", first.stdout, re.M)
     assert [r[0] for r in rows] == ["0.0", "300.0"]
     for _, mean, stderr, change in rows:
         assert 0.3 < float(mean) < 1.5  # 10^6 m/s: graphene's vF is ~0.8–1.0

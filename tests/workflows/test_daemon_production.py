@@ -68,9 +68,15 @@ def production_profile(postgres_database, aiida_config_tmp, aiida_profile_factor
 @pytest.fixture
 def running_daemon(production_profile, monkeypatch):
     """One daemon worker for the production profile; the daemon needs `verdi` (of this venv) on PATH."""
+    from aiida.engine.daemon import client as daemon_client
     from aiida.engine.daemon.client import get_daemon_client
 
-    monkeypatch.setenv("PATH", os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""))
+    bin_dir = os.path.dirname(sys.executable)
+    monkeypatch.setenv("PATH", bin_dir + os.pathsep + os.environ.get("PATH", ""))
+    # aiida looks `verdi` up once, at import time: point it at this environment's
+    verdi = os.path.join(bin_dir, "verdi")
+    if os.path.exists(verdi):
+        monkeypatch.setattr(daemon_client, "VERDI_BIN", verdi)
     client = get_daemon_client(production_profile.name)
     client.start_daemon(number_workers=1)
     try:
@@ -89,7 +95,7 @@ def test_epi_loop_through_daemon_on_postgres_rabbitmq(running_daemon, production
     from aiida_mlepi.workchains.epi_loop import EpiLoopWorkChain
 
     assert get_manager().get_profile().storage_backend == "core.psql_dos"
-    structure = relax_bilayer_graphene(orm.Str("AB"), orm.Dict({}), orm.List([3, 3, 1]))
+    structure = relax_bilayer_graphene(orm.Str("AB"), orm.Dict({}), orm.List([12, 12, 1]))
     node = submit(EpiLoopWorkChain, structure=structure, supercell_matrix=orm.List([3, 3, 1]),
                   temperatures_k=orm.List([100.0]), n_samples=orm.Int(2), seed=orm.Int(3),
                   antithetic=orm.Bool(True))

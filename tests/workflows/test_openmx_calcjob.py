@@ -30,7 +30,8 @@ def _mote2_structure():
     return orm.StructureData(ase=out.to_atoms())
 
 
-def test_dry_run_writes_input(aiida_profile, aiida_code_installed, tmp_path):
+def test_dry_run_writes_input(aiida_profile, aiida_code_installed, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # a dry run writes its folder into submit_test/ of the working directory
     from aiida import orm
     from aiida.engine import run_get_node
     from aiida.plugins import CalculationFactory

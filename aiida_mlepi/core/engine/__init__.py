@@ -1,7 +1,7 @@
 """Reference tight-binding engine (a "DFT stand-in") for carbon multilayers; see :mod:`.reference`."""
 
 from .parameters import EngineParameterError, EngineParameters
-from .reference import (EngineResult, KPointError, ReferenceEngine, UnsupportedElementError,
+from .reference import (SUPPORTED_ELEMENTS, EngineResult, KPointError, ReferenceEngine, UnsupportedElementError,
                         analytic_fermi_velocity, monkhorst_pack_gamma)
 from .ase_calculator import ReferenceCalculator
 
@@ -12,6 +12,7 @@ __all__ = [
     "KPointError",
     "ReferenceCalculator",
     "ReferenceEngine",
+    "SUPPORTED_ELEMENTS",
     "UnsupportedElementError",
     "analytic_fermi_velocity",
     "monkhorst_pack_gamma",

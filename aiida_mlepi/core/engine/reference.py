@@ -36,6 +36,8 @@ from .parameters import EngineParameters
 from .slater_koster import smooth_switch, sp_blocks, xwch_radial
 
 CARBON = 6
+#: chemical symbols the engine has parameters for
+SUPPORTED_ELEMENTS: tuple[str, ...] = ("C",)
 NORB = 4  #: orbitals per C atom: s, px, py, pz
 
 

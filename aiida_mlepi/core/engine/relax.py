@@ -14,6 +14,20 @@ LATTICE_BOUNDS = (2.3, 2.6)
 INTERLAYER_BOUNDS = (2.9, 4.5)
 
 
+#: unit-cell k-mesh at which the engine's interlayer shear (sliding) force is converged: with 6×6 the
+#: AB bilayer's shear pair comes out slightly imaginary (−1.35 cm⁻¹), with 12×12 at +24 cm⁻¹
+CONVERGED_UNIT_CELL_MESH = (12, 12, 1)
+
+
+def supercell_kpoints_mesh(supercell: tuple[int, int, int],
+                           unit_cell_mesh: tuple[int, int, int] = CONVERGED_UNIT_CELL_MESH) -> tuple[int, int, int]:
+    """Smallest Γ-centred mesh for an n1×n2×n3 supercell that samples at least ``unit_cell_mesh`` of the
+    unit cell (⌈m_i / n_i⌉ per direction); the unit cell should be relaxed with ``n_i × mesh_i``."""
+    if len(supercell) != 3 or min(supercell) < 1:
+        raise ValueError(f"supercell must be three positive integers, got {supercell}")
+    return tuple(max(1, -(-int(m) // int(n))) for m, n in zip(unit_cell_mesh, supercell))
+
+
 class RelaxationError(ValueError):
     """No minimum of the free energy inside the search window."""
 
