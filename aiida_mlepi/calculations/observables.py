@@ -81,7 +81,8 @@ def average_fermi_velocity(material: orm.Str, temperature_k: orm.Float, antithet
         "std_m_per_s": finite_or_none(avg.std),
         "antithetic": pairs,
         "values_m_per_s": [float(x) for x in values],
-        "running_n": [int(x) for x in n],
+        # running values after n configurations (with ± pairs: after every complete pair)
+        "running_n": [int(x) * (2 if pairs else 1) for x in n],
         "running_mean_m_per_s": [float(x) for x in mean_n],
         "running_stderr_m_per_s": [finite_or_none(x) for x in stderr_n],
     })

@@ -90,10 +90,12 @@ def plot_convergence(values, path: str | Path = "fermi_velocity_convergence.png"
     series = dict(values) if isinstance(values, dict) else {label: values}
     if not series:
         raise PlotInputError("nothing to plot")
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(8, 3.3))
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 3.6), layout="constrained")
+    scale = 2 if pairs else 1  # plot against configurations, not pairs
     last_err = last_n = None
     for index, (name, data) in enumerate(series.items()):
         n, mean, err = running_average(data, pairs=pairs)
+        n = scale * np.asarray(n)
         if len(n) < 2:
             plt.close(fig)
             raise PlotInputError("convergence needs at least two independent samples")
@@ -110,10 +112,16 @@ def plot_convergence(values, path: str | Path = "fermi_velocity_convergence.png"
         ax2.loglog(last_n[1:], last_err * np.sqrt(last_n[-1] / last_n[1:]) / VELOCITY_SCALE, "k--", lw=0.8,
                    label="∝ 1/√n")
         ax2.legend(frameon=False)
-    ax1.set_xlabel("samples" + (" (antithetic pairs)" if pairs else ""))
+    xlabel = "configurations" + (" (antithetic ± pairs)" if pairs else "")
+    ax1.set_xlabel(xlabel)
     ax1.set_ylabel("running ⟨v_F⟩ (10⁵ m/s)")
     if any(str(name) for name in series) or reference is not None:
-        ax1.legend(frameon=False, fontsize=8)
-    ax2.set_xlabel("samples" + (" (antithetic pairs)" if pairs else ""))
+        ax1.legend(frameon=False, fontsize=7, ncol=2, loc="best")
+    from matplotlib.ticker import ScalarFormatter
+
+    for axis in (ax2.xaxis, ax2.yaxis):
+        axis.set_major_formatter(ScalarFormatter())
+        axis.set_minor_formatter(ScalarFormatter() if axis is ax2.yaxis else plt.NullFormatter())
+    ax2.set_xlabel(xlabel)
     ax2.set_ylabel("standard error (10⁵ m/s)")
     return _save(fig, path)
