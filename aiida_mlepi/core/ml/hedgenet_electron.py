@@ -237,6 +237,8 @@ class HedgeNetElectron(torch.nn.Module):
         for zi in c.atomic_numbers:
             bi = c.basis[zi]
             self.onsite_out[str(zi)] = o3.Linear(self.hidden, pair_irreps(bi, bi), biases=True)
+            # invariant (0e) part of the mean on-site block of the training data, added to the output
+            self.register_buffer(f"onsite_shift_{zi}", torch.zeros(pair_irreps(bi, bi).dim))
             self.register_buffer(f"map_{zi}_{zi}", torch.tensor(block_map(bi, bi)))
             for zj in c.atomic_numbers:
                 bj = c.basis[zj]
@@ -281,7 +283,7 @@ class HedgeNetElectron(torch.nn.Module):
         x = self.node_features(g)
         pieces = []
         for z, atoms in g.node_groups:
-            f = self.onsite_out[str(z)](x[atoms])
+            f = self.onsite_out[str(z)](x[atoms]) + getattr(self, f"onsite_shift_{z}")
             pieces.append((f @ getattr(self, f"map_{z}_{z}")).reshape(-1))
         pos, cell = g.positions.to(dtype), g.cell.to(dtype)
         for grp in g.edge_groups:
@@ -295,6 +297,26 @@ class HedgeNetElectron(torch.nn.Module):
             pieces.append((f @ getattr(self, f"map_{grp.zi}_{grp.zj}")).reshape(-1))
         canon = torch.cat(pieces) if pieces else torch.zeros(0, dtype=dtype)
         return 0.5 * (canon[g.gather_a] + canon[g.gather_b])
+
+    def set_onsite_reference(self, hamiltonians) -> None:
+        """Set the on-site shift of each element to the rotation-invariant part of its mean on-site block (eV).
+
+        Like the atomic reference energies of a force field: the network then learns deviations.
+        Only 0e components are kept, so the shift is itself equivariant.
+        """
+        for z in self.config.atomic_numbers:
+            blocks = []
+            for h in hamiltonians:
+                onsite = np.flatnonzero((h.edges[:, 3] == h.edges[:, 4]) & ~h.edges[:, :3].any(axis=1))
+                blocks += [h.block(e).ravel() for e in onsite if int(h.numbers[h.edges[e, 3]]) == z]
+            if not blocks:
+                continue
+            shells = self.config.basis[z]
+            irreps = pair_irreps(shells, shells)
+            coeffs = np.linalg.lstsq(block_map(shells, shells).T, np.mean(blocks, axis=0), rcond=None)[0]
+            scalar = np.concatenate([np.full(mul * ir.dim, ir.l == 0, dtype=bool) for mul, ir in irreps])
+            shift = getattr(self, f"onsite_shift_{z}")
+            shift.copy_(torch.as_tensor(np.where(scalar, coeffs, 0.0), dtype=shift.dtype))
 
     # ------------------------------------------------------------------ convenience
     def graph(self, h: HamiltonianR, with_target: bool = True,
