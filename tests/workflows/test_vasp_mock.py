@@ -11,6 +11,7 @@ POTCARs: aiida-vasp needs a potential family; the test uploads minimal fake POTC
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import sys
@@ -19,7 +20,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-pytest.importorskip("aiida_vasp", reason="aiida-vasp is not installed (pip install 'aiida-mlepi[vasp]')")
+try:
+    import aiida_vasp  # noqa: F401
+except ImportError:  # a laptop without the extra skips; CI (MLEPI_REQUIRE_SERVICES=1) must have it
+    if os.environ.get("MLEPI_REQUIRE_SERVICES") == "1":
+        raise
+    pytest.skip("aiida-vasp is not installed (pip install 'aiida-mlepi[vasp]')", allow_module_level=True)
 
 from aiida import orm  # noqa: E402
 from aiida.engine import run_get_node  # noqa: E402
