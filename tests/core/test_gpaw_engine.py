@@ -36,19 +36,17 @@ def ab_result():
     from aiida_mlepi.core.structures import graphene_bilayer
 
     atoms = graphene_bilayer("AB")
-    return atoms, compute(atoms, (8, 8, 1), CI_SETTINGS, hamiltonian=True)
+    # no forces here (they cost as much as the SCF on 8×8 k); forces are checked in the dataset test
+    return atoms, compute(atoms, (8, 8, 1), CI_SETTINGS, hamiltonian=True, forces=False)
 
 
 def _blocks(h):
     return {tuple(e): (h.block(n), h.block(n, "S")) for n, e in enumerate(h.edges.tolist())}
 
 
-def test_energy_forces_and_exact_bands(ab_result):
+def test_energy_and_exact_bands(ab_result):
     atoms, result = ab_result
-    assert result.forces.shape == (4, 3)
-    assert np.abs(result.forces.sum(axis=0)).max() < 0.02  # momentum conservation, eV/Å
-    # near equilibrium; the coarse grid (h = 0.3 Å) adds ~0.5 eV/Å of egg-box force along z
-    assert np.abs(result.forces).max() < 1.0
+    assert np.isnan(result.forces).all()  # forces=False
     assert -40.0 < result.energy < -30.0  # eV, GPAW's reference-atom zero
     h = result.hamiltonian
     assert h.basis == {6: (0, 1, 0, 1, 2)} and h.num_orbitals == 52
