@@ -39,6 +39,7 @@ torch.serialization.add_safe_globals([slice])  # e3nn 0.4.4 reads its constants 
 # e3nn's code generation trips a harmless TorchScript annotation warning for every Gate
 warnings.filterwarnings("ignore", message="The TorchScript type system doesn't support instance-level")
 
+import e3nn  # noqa: E402
 from e3nn import o3  # noqa: E402
 from e3nn.nn import FullyConnectedNet, Gate  # noqa: E402
 
@@ -189,11 +190,27 @@ class WeightedConvolution(torch.nn.Module):
         return self.tp(x, sh, self.radial(basis))
 
 
+class _QuickCodegen:
+    """Build e3nn modules without TorchScript/einsum-path optimisation (2–4× faster to construct, same
+    results, similar speed on CPU); e3nn's global defaults are restored afterwards."""
+
+    def __enter__(self):
+        self.saved = e3nn.get_optimization_defaults()
+        e3nn.set_optimization_defaults(jit_script_fx=False, optimize_einsums=False)
+
+    def __exit__(self, *exc):
+        e3nn.set_optimization_defaults(**self.saved)
+
+
 class HedgeNetElectron(torch.nn.Module):
     """H(R) blocks (eV) of structures given as :class:`~.electron_graph.ElectronGraph`."""
 
     def __init__(self, config: HedgeNetElectronConfig):
         super().__init__()
+        with _QuickCodegen():
+            self._build(config)
+
+    def _build(self, config: HedgeNetElectronConfig) -> None:
         self.config = c = config
         self.hidden = o3.Irreps(f"{c.num_scalars}x0e + {c.num_vectors}x1o + {c.num_vectors}x1e + "
                                 f"{c.num_tensors}x2e").simplify()
