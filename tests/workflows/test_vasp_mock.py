@@ -349,3 +349,19 @@ def test_converter_shapes_and_errors():
         vasp_outputs_to_arrays({**misc, "forces": [0.1] * 6})
     with pytest.raises(VaspConversionError, match="not finite"):
         vasp_outputs_to_arrays({**misc, "forces": [[float("nan"), 0, 0]]})
+
+
+def test_converter_on_104_atom_phonopy_supercell(vasp_root):
+    """phonondb (Zn–P–S, 104 atoms): aiida-vasp's vasprun.xml parser → converter → the OUTCAR forces, in order."""
+    from aiida_vasp.parsers.content_parsers.vasprun import VasprunParser
+
+    folder = vasp_root / "phonondb"
+    with (folder / "vasprun.xml").open("rb") as handle:
+        parser = VasprunParser(handler=handle, settings={"energy_type": ["energy_free", "energy_extrapolated"]})
+        quantities, _ = parser.get_all_quantities()
+    misc = {"forces": np.asarray(quantities["forces"]).tolist(), "total_energies": quantities["total_energies"]}
+    energy, forces = vasp_outputs_to_arrays(misc, natoms=104)
+    assert forces.shape == (104, 3)
+    np.testing.assert_allclose(forces, _outcar_final_forces(folder / "OUTCAR", 104), atol=1e-6)
+    assert energy == pytest.approx(_outcar_final_free_energy(folder / "OUTCAR"), abs=1e-5)
+    assert energy == pytest.approx(-459.87614, abs=1e-4)  # OSZICAR: F= -.45987614E+03
