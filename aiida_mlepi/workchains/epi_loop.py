@@ -10,10 +10,11 @@ from aiida_mlepi.calculations.observables import compute_fermi_velocity
 from aiida_mlepi.calculations.summary import plot_fermi_velocity_summary, summarize_fermi_velocity
 from aiida_mlepi.core.engine.relax import supercell_kpoints_mesh
 from aiida_mlepi.data.layered_structure import LayeredStructureData
+from aiida_mlepi.data.model import TrainedModelData
 
-from .common import unsupported_elements
+from .common import FORCE_PROVIDERS, unsupported_elements
 from .observable import ObservableWorkChain
-from .phonons import PhononWorkChain
+from .phonons import PhononWorkChain, model_input_problem
 from .sampling import ThermalSamplingWorkChain
 
 DEFAULT_OBSERVABLE_SETTINGS = {"electrons_per_atom": 4.0, "k_radius_inv_angstrom": 0.05, "n_directions": 6}
@@ -42,6 +43,10 @@ class EpiLoopWorkChain(WorkChain):
         spec.input("antithetic", valid_type=orm.Bool, default=lambda: orm.Bool(True))
         spec.input("displacement_angstrom", valid_type=orm.Float, default=lambda: orm.Float(0.01))
         spec.input("engine_parameters", valid_type=orm.Dict, default=lambda: orm.Dict({}))
+        spec.input("force_provider", valid_type=orm.Str, default=lambda: orm.Str("reference"),
+                   help=f"Forces of the phonon stage: one of {FORCE_PROVIDERS} ('hedgenet' needs phonon_model).")
+        spec.input("phonon_model", valid_type=TrainedModelData, required=False,
+                   help="Trained HedgeNet-Phonon used with force_provider='hedgenet'.")
         spec.input("phonon_kpoints_mesh", valid_type=orm.List, required=False,
                    help="Γ-centred k-mesh of the supercell force calculations; default: the smallest mesh "
                         "equivalent to 12×12 in the unit cell (e.g. [2, 2, 1] for 6×6). Relax the unit cell "
@@ -93,6 +98,14 @@ class EpiLoopWorkChain(WorkChain):
         if len(matrix) != 3 or not all(isinstance(n, int) and n >= 1 for n in matrix):
             return self.exit_codes.ERROR_INVALID_INPUT.format(
                 reason=f"supercell_matrix must be three positive integers [n1, n2, n3], got {matrix}")
+        provider = self.inputs.force_provider.value
+        if provider not in FORCE_PROVIDERS:
+            return self.exit_codes.ERROR_INVALID_INPUT.format(
+                reason=f"force_provider {provider!r} is not one of {FORCE_PROVIDERS}")
+        if provider == "hedgenet":
+            reason = model_input_problem(self.inputs.get("phonon_model"), structure)
+            if reason:
+                return self.exit_codes.ERROR_INVALID_INPUT.format(reason=reason.replace("`model`", "`phonon_model`"))
         self.ctx.supercell_diagonal = matrix
         self.ctx.temperatures = temperatures
         return None
@@ -102,11 +115,13 @@ class EpiLoopWorkChain(WorkChain):
         mesh = self.inputs.get("phonon_kpoints_mesh")
         if mesh is None:
             mesh = orm.List(list(supercell_kpoints_mesh(tuple(self.ctx.supercell_diagonal))))
-        running = self.submit(PhononWorkChain, structure=self.inputs.structure,
-                              supercell_matrix=self.inputs.supercell_matrix,
-                              displacement_angstrom=self.inputs.displacement_angstrom,
-                              engine_parameters=self.inputs.engine_parameters,
-                              kpoints_mesh=mesh)
+        inputs = dict(structure=self.inputs.structure, supercell_matrix=self.inputs.supercell_matrix,
+                      displacement_angstrom=self.inputs.displacement_angstrom,
+                      engine_parameters=self.inputs.engine_parameters, kpoints_mesh=mesh,
+                      force_provider=self.inputs.force_provider)
+        if "phonon_model" in self.inputs:
+            inputs["model"] = self.inputs.phonon_model
+        running = self.submit(PhononWorkChain, **inputs)
         self.report(f"launched PhononWorkChain<{running.pk}>")
         return ToContext(phonons=running)
 

@@ -6,11 +6,28 @@ from aiida import orm
 from aiida.engine import WorkChain
 
 from aiida_mlepi.calculations.engine import compute_engine_forces
+from aiida_mlepi.calculations.model_forces import DEFAULT_BATCH_SIZE, PHONON_MODEL_KIND, compute_model_forces
 from aiida_mlepi.calculations.phonons import collect_supercell_modes, generate_displacements
 from aiida_mlepi.data.layered_structure import LayeredStructureData
+from aiida_mlepi.data.model import TrainedModelData
 from aiida_mlepi.data.phonon_modes import PhononModesData
 
 from .common import FORCE_PROVIDERS, progress_message, unsupported_elements
+
+
+def model_input_problem(model: TrainedModelData | None, structure: LayeredStructureData) -> str | None:
+    """Why ``model`` cannot give the forces of ``structure`` (None if it can)."""
+    if model is None:
+        return "force_provider 'hedgenet' needs a trained model: pass the input `model` (TrainedModelData)"
+    if model.model_kind != PHONON_MODEL_KIND:
+        return f"the model is a {model.model_kind!r} model; force_provider 'hedgenet' needs {PHONON_MODEL_KIND!r}"
+    from ase.data import chemical_symbols
+
+    known = {chemical_symbols[z] for z in model.atomic_numbers}
+    missing = sorted(set(structure.get_kind_names()) - known) if known else []
+    if missing:
+        return f"the model was not trained on the element(s) {', '.join(missing)}"
+    return None
 
 
 class PhononWorkChain(WorkChain):
@@ -27,6 +44,10 @@ class PhononWorkChain(WorkChain):
                    help="Finite displacement amplitude (Å).")
         spec.input("force_provider", valid_type=orm.Str, default=lambda: orm.Str("reference"),
                    help=f"Which model gives the forces: one of {FORCE_PROVIDERS}.")
+        spec.input("model", valid_type=TrainedModelData, required=False,
+                   help="Trained HedgeNet-Phonon (needed with force_provider='hedgenet').")
+        spec.input("model_batch_size", valid_type=orm.Int, default=lambda: orm.Int(DEFAULT_BATCH_SIZE),
+                   help="Displaced supercells per model evaluation (force_provider='hedgenet').")
         spec.input("engine_parameters", valid_type=orm.Dict, default=lambda: orm.Dict({}),
                    help="Parameters of the reference engine (defaults if empty).")
         spec.input("kpoints_mesh", valid_type=orm.List, default=lambda: orm.List([1, 1, 1]),
@@ -41,13 +62,18 @@ class PhononWorkChain(WorkChain):
                        message="{count} imaginary mode(s), lowest {lowest:.1f} cm⁻¹: the structure is not relaxed.")
 
     def validate_inputs(self):
-        missing = unsupported_elements(self.inputs.structure)
-        if missing:
-            return self.exit_codes.ERROR_UNSUPPORTED_ELEMENT.format(elements=", ".join(missing))
         provider = self.inputs.force_provider.value
         if provider not in FORCE_PROVIDERS:
             return self.exit_codes.ERROR_INVALID_INPUT.format(
                 reason=f"force_provider {provider!r} is not one of {FORCE_PROVIDERS}")
+        if provider == "hedgenet":
+            reason = model_input_problem(self.inputs.get("model"), self.inputs.structure)
+            if reason:
+                return self.exit_codes.ERROR_INVALID_INPUT.format(reason=reason)
+        else:
+            missing = unsupported_elements(self.inputs.structure)
+            if missing:
+                return self.exit_codes.ERROR_UNSUPPORTED_ELEMENT.format(elements=", ".join(missing))
         matrix = self.inputs.supercell_matrix.get_list()
         if len(matrix) not in (3,) or any(
                 (isinstance(m, list) and len(m) != 3) for m in matrix):
@@ -65,6 +91,11 @@ class PhononWorkChain(WorkChain):
 
     def compute_forces(self):
         labels = sorted(self.ctx.supercells)
+        if self.inputs.force_provider.value == "hedgenet":  # one batched calcfunction, linked to the model
+            out = compute_model_forces(self.inputs.model, self.inputs.model_batch_size, **self.ctx.supercells)
+            self.ctx.forces = dict(out["forces"])
+            self.report(progress_message("phonon-forces", len(labels), len(labels), "(hedgenet)"))
+            return
         self.ctx.forces = {}
         for n, label in enumerate(labels, start=1):
             out = compute_engine_forces(self.ctx.supercells[label], self.inputs.engine_parameters,
