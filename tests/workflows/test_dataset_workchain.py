@@ -122,3 +122,33 @@ def test_rerun_with_caching_reuses_members(ab_unit_cell):
         assert orm.load_node(source).pk in first_members
     np.testing.assert_allclose(second.outputs.dataset.get_array("energies"),
                                first.outputs.dataset.get_array("energies"))
+
+
+def test_gpaw_dataset_2x2_bilayer(ab_unit_cell, aiida_code_installed):
+    """End to end on the free DFT engine: 3 perturbed 2×2 supercells (16 atoms), GPAW LCAO CalcJobs."""
+    import sys
+
+    from aiida.engine import run_get_node
+
+    from aiida_mlepi.workchains.dataset import DatasetWorkChain
+    from tests.core.test_gpaw_engine import require_gpaw
+
+    require_gpaw()
+    code = aiida_code_installed(default_calc_job_plugin="mlepi.gpaw", filepath_executable=sys.executable)
+    builder = DatasetWorkChain.get_builder_from_protocol(
+        ab_unit_cell, engine="gpaw", protocol="fast", engine_inputs={"code": code},
+        overrides={"num_configurations": 3, "max_concurrent": 2, "kpoints_mesh": [2, 2, 1],
+                   "engines": {"gpaw": {"parameters": {"grid_spacing_angstrom": 0.3,
+                                                       "density_convergence": 1e-3}}}})
+    results, node = run_get_node(builder)
+    assert node.is_finished_ok, node.exit_message
+    dataset = results["dataset"]
+    assert dataset.num_configurations == 3 and dataset.base.attributes.get("source") == "gpaw"
+    configurations = dataset.get_configuration_set()
+    assert all(len(atoms) == 16 for atoms in configurations.structures)
+    # the same 2×2 supercell, different perturbations: measured energies −131.84, −130.37, −130.81 eV
+    assert np.ptp(configurations.energies) < 3.0 and np.all(configurations.energies < -100.0)
+    assert all(0.2 < np.abs(f).max() < 10.0 for f in configurations.forces)
+    calcs = [c for c in node.called if c.process_type.endswith("GpawLcaoCalculation")]
+    assert len(calcs) == 3 and all(c.is_finished_ok for c in calcs)
+    assert calcs[0].outputs.output_parameters["gpaw_version"] == "25.7.0"
