@@ -5,9 +5,11 @@ from __future__ import annotations
 from aiida import orm
 from aiida.engine import WorkChain
 
+from aiida_mlepi.calculations.electron import electron_model_problem, predict_hedgenet_hamiltonian
 from aiida_mlepi.calculations.engine import compute_engine_hamiltonian
 from aiida_mlepi.calculations.observables import average_fermi_velocity, compute_fermi_velocity
 from aiida_mlepi.data.layered_structure import LayeredStructureData
+from aiida_mlepi.data.model import TrainedModelData
 
 from .common import HAMILTONIAN_PROVIDERS, progress_message
 
@@ -25,7 +27,10 @@ class ObservableWorkChain(WorkChain):
                    help="Observable settings: primitive_cell (Å), electrons_per_atom, k_radius_inv_angstrom, "
                         "n_directions.")
         spec.input("hamiltonian_provider", valid_type=orm.Str, default=lambda: orm.Str("reference"),
-                   help=f"Which model gives H(R): one of {HAMILTONIAN_PROVIDERS}.")
+                   help=f"Which model gives H(R): one of {HAMILTONIAN_PROVIDERS} "
+                        "('hedgenet' needs hamiltonian_model).")
+        spec.input("hamiltonian_model", valid_type=TrainedModelData, required=False,
+                   help="Trained HedgeNet-Electron used with hamiltonian_provider='hedgenet'.")
         spec.input("engine_parameters", valid_type=orm.Dict, default=lambda: orm.Dict({}))
         spec.input("antithetic", valid_type=orm.Bool, default=lambda: orm.Bool(False),
                    help="The configurations are ± pairs (0, 1), (2, 3), …")
@@ -41,6 +46,10 @@ class ObservableWorkChain(WorkChain):
         if provider not in HAMILTONIAN_PROVIDERS:
             return self.exit_codes.ERROR_INVALID_INPUT.format(
                 reason=f"hamiltonian_provider {provider!r} is not one of {HAMILTONIAN_PROVIDERS}")
+        if provider == "hedgenet":
+            problem = electron_model_problem(self.inputs.get("hamiltonian_model"))
+            if problem:
+                return self.exit_codes.ERROR_INVALID_INPUT.format(reason=problem)
         if "primitive_cell" not in self.inputs.settings.get_dict():
             return self.exit_codes.ERROR_INVALID_INPUT.format(reason="settings need 'primitive_cell' (3×3, Å)")
         return None
@@ -50,7 +59,11 @@ class ObservableWorkChain(WorkChain):
         temperature = self.inputs.temperature_k.value
         self.ctx.fermi_velocities = {}
         for n, label in enumerate(labels, start=1):
-            hamiltonian = compute_engine_hamiltonian(self.inputs.structures[label], self.inputs.engine_parameters)
+            structure = self.inputs.structures[label]
+            if self.inputs.hamiltonian_provider.value == "hedgenet":
+                hamiltonian = predict_hedgenet_hamiltonian(structure, self.inputs.hamiltonian_model)
+            else:
+                hamiltonian = compute_engine_hamiltonian(structure, self.inputs.engine_parameters)
             self.ctx.fermi_velocities[label] = compute_fermi_velocity(hamiltonian, self.inputs.settings)
             self.report(progress_message(f"samples-{temperature:g}K", n, len(labels)))
 
