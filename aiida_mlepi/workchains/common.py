@@ -8,7 +8,7 @@ from aiida_mlepi.data.layered_structure import LayeredStructureData
 #: force providers the phonon stage accepts (``force_provider`` input)
 FORCE_PROVIDERS = ("reference", "hedgenet")
 #: Hamiltonian providers the observable stage accepts (``hamiltonian_provider`` input)
-HAMILTONIAN_PROVIDERS = ("reference",)
+HAMILTONIAN_PROVIDERS = ("reference", "hedgenet")
 
 
 def unsupported_elements(structure: LayeredStructureData) -> list[str]:
