@@ -11,8 +11,9 @@ from aiida_mlepi.calculations.summary import plot_fermi_velocity_summary, summar
 from aiida_mlepi.core.engine.relax import supercell_kpoints_mesh
 from aiida_mlepi.data.layered_structure import LayeredStructureData
 from aiida_mlepi.data.model import TrainedModelData
+from aiida_mlepi.calculations.electron import electron_model_problem
 
-from .common import FORCE_PROVIDERS, unsupported_elements
+from .common import FORCE_PROVIDERS, HAMILTONIAN_PROVIDERS, unsupported_elements
 from .observable import ObservableWorkChain
 from .phonons import PhononWorkChain, model_input_problem
 from .sampling import ThermalSamplingWorkChain
@@ -47,6 +48,10 @@ class EpiLoopWorkChain(WorkChain):
                    help=f"Forces of the phonon stage: one of {FORCE_PROVIDERS} ('hedgenet' needs phonon_model).")
         spec.input("phonon_model", valid_type=TrainedModelData, required=False,
                    help="Trained HedgeNet-Phonon used with force_provider='hedgenet'.")
+        spec.input("hamiltonian_provider", valid_type=orm.Str, default=lambda: orm.Str("reference"),
+                   help=f"H(R) of the samples: one of {HAMILTONIAN_PROVIDERS} ('hedgenet' needs hamiltonian_model).")
+        spec.input("hamiltonian_model", valid_type=TrainedModelData, required=False,
+                   help="Trained HedgeNet-Electron used with hamiltonian_provider='hedgenet'.")
         spec.input("phonon_kpoints_mesh", valid_type=orm.List, required=False,
                    help="Γ-centred k-mesh of the supercell force calculations; default: the smallest mesh "
                         "equivalent to 12×12 in the unit cell (e.g. [2, 2, 1] for 6×6). Relax the unit cell "
@@ -106,6 +111,14 @@ class EpiLoopWorkChain(WorkChain):
             reason = model_input_problem(self.inputs.get("phonon_model"), structure)
             if reason:
                 return self.exit_codes.ERROR_INVALID_INPUT.format(reason=reason.replace("`model`", "`phonon_model`"))
+        h_provider = self.inputs.hamiltonian_provider.value
+        if h_provider not in HAMILTONIAN_PROVIDERS:
+            return self.exit_codes.ERROR_INVALID_INPUT.format(
+                reason=f"hamiltonian_provider {h_provider!r} is not one of {HAMILTONIAN_PROVIDERS}")
+        if h_provider == "hedgenet":
+            problem = electron_model_problem(self.inputs.get("hamiltonian_model"))
+            if problem:
+                return self.exit_codes.ERROR_INVALID_INPUT.format(reason=problem)
         self.ctx.supercell_diagonal = matrix
         self.ctx.temperatures = temperatures
         return None
@@ -165,9 +178,11 @@ class EpiLoopWorkChain(WorkChain):
         for temperature in self.ctx.temperatures:
             sampling = self.ctx[f"sampling_{temperature_key(temperature)}"]
             samples = {label: sampling.outputs.samples[label] for label in sampling.outputs.samples}
+            extra = {"hamiltonian_model": self.inputs.hamiltonian_model} if "hamiltonian_model" in self.inputs else {}
             running = self.submit(ObservableWorkChain, structures=samples, temperature_k=orm.Float(temperature),
                                   settings=settings, engine_parameters=self.inputs.engine_parameters,
-                                  antithetic=self.inputs.antithetic)
+                                  antithetic=self.inputs.antithetic,
+                                  hamiltonian_provider=self.inputs.hamiltonian_provider, **extra)
             self.to_context(**{f"observable_{temperature_key(temperature)}": running})
 
     def inspect_observables(self):

@@ -123,3 +123,8 @@ def test_hedgenet_without_model_is_exit_302(relaxed_ab_bilayer):
                            settings=orm.Dict({"primitive_cell": relaxed_ab_bilayer.cell}),
                            hamiltonian_provider=orm.Str("hedgenet"))
     assert node.exit_status == 302 and "hamiltonian_model" in node.exit_message
+    from aiida_mlepi.workchains.epi_loop import EpiLoopWorkChain
+
+    _, node = run_get_node(EpiLoopWorkChain, structure=relaxed_ab_bilayer, supercell_matrix=orm.List([2, 2, 1]),
+                           hamiltonian_provider=orm.Str("hedgenet"))
+    assert node.exit_status == 302 and "hamiltonian_model" in node.exit_message
