@@ -101,9 +101,10 @@ def test_atomic_energy_fit_recovers_composition_energies():
 
 
 def test_early_stopping_stops_after_patience(toy):
-    split = split_indices(len(toy), seed=0)
+    data = toy.subset(range(12))
+    split = split_indices(len(data), seed=0)
     tc = TrainingConfig(epochs=20, batch_size=8, lr=0.0, patience=2, dtype="float64")
-    result = train(tiny_model(), toy, split, tc, progress=False)
+    result = train(tiny_model(), data, split, tc, progress=False)
     # no learning: the validation loss never improves after epoch 1
     assert result.best_epoch == 1 and result.epochs_run == 3 and result.stopped_early
     assert [h["epoch"] for h in result.history] == [1, 2, 3]
@@ -135,14 +136,14 @@ def test_resume_reproduces_uninterrupted_run(toy, tmp_path):
 
 def test_trained_model_fits_harmonic_toy_set(toy, tmp_path):
     split = split_indices(len(toy), seed=0)
-    tc = TrainingConfig(epochs=40, batch_size=4, lr=2e-2, ema_decay=0.9, patience=40, forces_weight=10.0,
+    tc = TrainingConfig(epochs=15, batch_size=4, lr=2e-2, ema_decay=0.9, patience=15, forces_weight=10.0,
                         seed=0)
     result = train(tiny_model(), toy, split, tc, progress=False)
     losses = [h["train_loss"] for h in result.history]
-    assert all(math.isfinite(x) for x in losses) and losses[-1] < 0.2 * losses[0]
+    assert all(math.isfinite(x) for x in losses) and losses[-1] < 0.01 * losses[0]
     test_forces = np.concatenate([toy.forces[i] for i in split["test"]])
     zero_mae = 1e3 * np.abs(test_forces).mean()  # meV/Å of predicting no force at all
-    assert result.test.forces_mae_mev_per_angstrom < 0.25 * zero_mae
+    assert result.test.forces_mae_mev_per_angstrom < 0.1 * zero_mae  # measured: 0.04
     # the saved model reproduces the reported test errors
     save_result(result, tmp_path / "model.pt")
     model = load_model(tmp_path / "model.pt")
