@@ -352,7 +352,12 @@ def train(model_config: HedgeNetPhononConfig, configurations: ConfigurationSet, 
             e0 = fit_atomic_energies(configurations.subset(split["train"]), model_config.atomic_numbers)
             model_config = replace(model_config, atomic_energies=tuple(float(e) for e in e0))
 
-    device = torch.device(tc.device)
+    try:
+        device = torch.device(tc.device)
+    except RuntimeError as exc:
+        raise TrainingError(f"invalid device {tc.device!r}: {exc}") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise TrainingError(f"device {tc.device!r} requested but no CUDA GPU is available on this computer")
     torch.manual_seed(tc.seed)
     model = HedgeNetPhonon(model_config).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=tc.lr, amsgrad=True, weight_decay=tc.weight_decay)
