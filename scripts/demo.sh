@@ -4,11 +4,6 @@
 # Extra arguments go to `aiida-mlepi demo` (see `aiida-mlepi demo --help`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PYTHON=${PYTHON:-python3}
-if [ ! -x .venv/bin/python ]; then
-  "$PYTHON" -m venv .venv
-fi
-.venv/bin/python -m pip install -q --upgrade pip
-.venv/bin/python -m pip install -q -e .
-export PATH="$PWD/.venv/bin:$PATH"
+source scripts/_venv.sh
+mlepi_venv ""
 exec aiida-mlepi demo "$@"

@@ -3,13 +3,8 @@
 # Usage: bash scripts/run-tests.sh [pytest args...]     (default: the CI selection, -m "not slow")
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PYTHON=${PYTHON:-python3}
-if [ ! -x .venv/bin/python ]; then
-  "$PYTHON" -m venv .venv
-fi
-.venv/bin/python -m pip install -q --upgrade pip
-# torch==2.13.0 is pinned: on machines with the local CPU wheel pip takes it, elsewhere PyPI's.
-.venv/bin/python -m pip install -q -e ".[ml,tests]"
+source scripts/_venv.sh
+mlepi_venv "ml,tests"
 # GPAW (free DFT engine, extra "gpaw") compiles against the system's libxc + BLAS (Debian:
 # apt-get install libxc-dev libopenblas-dev; .ci/run does this). Without them: a warning, and the
 # GPAW tests skip with the reason (under MLEPI_REQUIRE_SERVICES=1 they fail instead).
@@ -18,6 +13,5 @@ if ! .venv/bin/python -c "import gpaw" >/dev/null 2>&1; then
     echo "warning: GPAW could not be built (needs libxc-dev and a BLAS, e.g. libopenblas-dev); GPAW tests will skip" >&2
   fi
 fi
-export PATH="$PWD/.venv/bin:$PATH"   # the AiiDA daemon needs `verdi` on PATH
 if [ $# -eq 0 ]; then set -- -m "not slow"; fi
 exec .venv/bin/python -m pytest "$@"
