@@ -102,8 +102,9 @@ def test_training_calcjob_and_observable_stage(trained, relaxed_ab_bilayer):
         velocities[provider] = out["per_sample"]["s0"]["fermi_velocity_m_per_s"]
     v_ref, v_ml = velocities["reference"], velocities["hedgenet"]
     assert math.isfinite(v_ml) and v_ref > 1e5
-    # a briefly trained tiny model: within 25 % of the engine (an untrained one is off by far more)
-    assert abs(v_ml - v_ref) / v_ref < 0.25, (v_ml, v_ref)
+    # a briefly trained tiny model: measured 21 % off the engine here (4.00e5 vs 3.31e5 m/s); the bound
+    # leaves room for other BLAS/torch builds (an untrained model is off by far more)
+    assert abs(v_ml - v_ref) / v_ref < 0.35, (v_ml, v_ref)
 
     # provenance: the predicted H(R) was made by a calcfunction that took the model as input
     qb = orm.QueryBuilder().append(type(model), filters={"uuid": model.uuid}, tag="m")
