@@ -62,11 +62,63 @@ def test_energy_and_exact_bands(ab_result):
     off_site = lengths > 0.1
     assert lengths[off_site][np.argmax(strength[off_site])] == pytest.approx(1.42, abs=0.01)
     assert strength[off_site & (lengths > 9.0)].max(initial=0.0) < 0.05
+    # every 1.42 Å bond, also those crossing the cell boundary (R ≠ 0), is a strong block (measured 9.4–9.7 eV;
+    # with GPAW's opposite Bloch phase taken as ours the 8 boundary-crossing ones came out 0.5–0.9 eV)
+    assert strength[np.abs(lengths - 1.42) < 0.02].min() > 8.0
+    assert strength[lengths > 5.0].max() < 0.1  # measured 0.037 eV
+
+
+def _sk_directions(h, perm_p=(0, 1, 2), perm_d=(0, 1, 2, 3, 4)):
+    """|cos| between the s–p and s–d couplings of the nearest bonds and their two-centre (Slater–Koster) forms.
+
+    For a bond along d̂ = (l, m, n) from atom i to atom j, ⟨s_i|H|p_j⟩ ∝ (l, m, n) and
+    ⟨s_i|H|d_j⟩ ∝ (n² − (l² + m²)/2, √3/2 (l² − m²), √3 lm, √3 ln, √3 mn) in the OpenMX order
+    (p: x, y, z; d: 3z²−r², x²−y², xy, xz, yz). Returns (cos s–p per bond, |cos| s–d per bond), for the
+    12 in-plane 1.42 Å bonds and the 2 vertical dimer bonds of the AB unit cell.
+    """
+    d = h.bond_vectors
+    lengths = np.linalg.norm(d, axis=1)
+    in_plane = np.flatnonzero(np.abs(lengths - 1.42) < 0.02)
+    vertical = np.flatnonzero((np.linalg.norm(d[:, :2], axis=1) < 1e-6) & (lengths > 3.0) & (lengths < 3.6))
+    cos_sp, cos_sd = [], []
+    for e in np.concatenate([in_plane, vertical]):
+        l, m, n = d[e] / lengths[e]
+        block = h.block(e)
+        sp = block[0, 1:4][list(perm_p)]  # first-zeta s of i with first-zeta p of j
+        sd = block[0, 8:13][list(perm_d)]  # with the d polarization function of j
+        want_sd = np.array([n * n - (l * l + m * m) / 2, np.sqrt(3) / 2 * (l * l - m * m), np.sqrt(3) * l * m,
+                            np.sqrt(3) * l * n, np.sqrt(3) * m * n])
+        cos_sp.append(sp @ np.array([l, m, n]) / np.linalg.norm(sp))
+        cos_sd.append(abs(sd @ want_sd) / np.linalg.norm(sd) / np.linalg.norm(want_sd))
+    return np.array(cos_sp), np.array(cos_sd), len(in_plane), len(vertical)
+
+
+def test_orbital_convention_slater_koster_directions(ab_result):
+    """Fast check of the orbital order and signs (the CI-selected stand-in for the slow rotation test).
+
+    In the OpenMX order the s–p and s–d couplings of every nearest bond point along the bond exactly as
+    the two-centre forms say; GPAW's own order (p: y, z, x) or a px/py swap breaks that.
+    """
+    _, result = ab_result
+    h = result.hamiltonian
+    cos_sp, cos_sd, n_in_plane, n_vertical = _sk_directions(h)
+    assert (n_in_plane, n_vertical) == (12, 2)
+    # measured: |cos| ≥ 0.9999 (s–p) and ≥ 0.999 (s–d); one sign of V_spσ for all 14 bonds
+    assert np.abs(cos_sp).min() > 0.99 and np.abs(cos_sd).min() > 0.99
+    assert np.all(np.sign(cos_sp) == np.sign(cos_sp[0]))
+    # wrong conventions fail clearly: GPAW's unpermuted p order (y, z, x), or px and py swapped
+    assert np.abs(_sk_directions(h, perm_p=(1, 2, 0))[0]).min() < 0.6
+    assert np.abs(_sk_directions(h, perm_p=(1, 0, 2))[0]).min() < 0.6
+    assert _sk_directions(h, perm_d=(2, 4, 0, 3, 1))[1].min() < 0.6  # GPAW's d order
 
 
 @pytest.mark.slow
 def test_orbital_convention_by_rotation(ab_result):
-    """H of a rotated structure = D H Dᵀ (OpenMX-order Wigner D): checks the orbital order and signs."""
+    """H of a rotated structure = D H Dᵀ (OpenMX-order Wigner D): checks the orbital order and signs.
+
+    Slow (a second 8×8 k GPAW run); the default selection covers the same permutation code with
+    ``test_orbital_convention_slater_koster_directions``.
+    """
     from scipy.spatial.transform import Rotation
 
     from aiida_mlepi.core.engine.gpaw_lcao import compute

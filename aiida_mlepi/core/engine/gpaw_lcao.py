@@ -11,9 +11,14 @@ The energy is the force-consistent (Mermin free) energy, so forces = −∂E/∂
 H(R), S(R) (:func:`lcao_hamiltonian`)
 ------------------------------------
 GPAW gives H(k), S(k) on the irreducible k-points of the Γ-centred mesh (the calculation runs with
-``point_group=False`` so the IBZ is only halved by time reversal: H(−k) = H(k)*). We rebuild the
-full mesh and Fourier transform, H(R) = (1/N_k) Σ_k e^{−i k·R} H(k), in the project's lattice gauge
-H(k) = Σ_R e^{i k·R} H(R) with H_ij(R) = ⟨i, 0|H|j, R⟩ (GPAW's LCAO Bloch sums use the same gauge).
+``point_group=False`` so the IBZ is only halved by time reversal: H(−k) = H(k)*). The project's
+lattice gauge is H(k) = Σ_R e^{i k·R} H(R) with H_ij(R) = ⟨i, 0|H|j, R⟩; GPAW's LCAO Bloch sums
+carry the opposite phase, H_GPAW(k) = Σ_R e^{−i k·R} ⟨i, 0|H|j, R⟩ (= our H(−k)). So we rebuild the
+full mesh and transform with H(R) = (1/N_k) Σ_k e^{+i k·R} H_GPAW(k). (Measured on the AB unit cell,
+8×8 k: with this sign all 12 in-plane 1.42 Å bond blocks have |H|max 9.4–9.7 eV and nothing beyond
+5 Å exceeds 0.04 eV; with the other sign the 8 bonds that cross the cell boundary get 0.5–0.9 eV and
+blocks 5–9 Å apart 2.9 eV. Eigenvalues cannot tell the two apart: on the mesh, and for a
+centrosymmetric cell everywhere, both give the same spectrum.)
 
 *Which R*. The discrete transform only determines H(R) modulo the mesh supercell (N1 a1, N2 a2).
 PAW-LCAO matrix elements vanish exactly beyond a finite range: ⟨φ_μ|φ_ν⟩ and ⟨φ_μ|v|φ_ν⟩ need the
@@ -37,7 +42,9 @@ OpenMX order (p: x, y, z; d: 3z²−r², x²−y², xy, xz, yz), no sign change.
 mirrored in z equal D H Dᵀ with the Wigner matrices of :mod:`aiida_mlepi.core.wigner` (within the
 real-space-grid error), while the unpermuted GPAW order fails that test by ~eV; (ii) eigenvalues of
 H(k), S(k) rebuilt from H(R) at the calculation's k-points equal GPAW's own eigenvalues; (iii) the
-largest inter-atomic blocks sit on the shortest (1.42 Å) bonds, which fixes the sign of R.
+largest inter-atomic blocks sit on the shortest (1.42 Å) bonds; (iv) the s–p and s–d couplings of
+every nearest bond point along the bond as the two-centre (Slater–Koster) forms say, which checks
+the order, the signs and the sign of R together (the fast test of the default selection).
 """
 
 from __future__ import annotations
@@ -109,6 +116,7 @@ class GpawLcaoResult:
     scf_iterations: int = 0
     seconds: dict = field(default_factory=dict)  #: wall time of 'scf', 'forces', 'hamiltonian'
     gpaw_version: str = ""
+    calculator: object = field(default=None, repr=False)  #: the converged GPAW calculator (not serialised)
 
 
 def gpaw_available() -> tuple[bool, str]:
@@ -171,7 +179,7 @@ def compute(atoms: Atoms, kpts: tuple[int, int, int], settings: GpawLcaoSettings
     result = GpawLcaoResult(energy=float(energy), forces=np.asarray(forces), fermi_level=float(calc.get_fermi_level()),
                             ibz_kpoints=ibzk, eigenvalues=eigenvalues,
                             scf_iterations=int(calc.get_number_of_iterations() or 0), seconds=seconds,
-                            gpaw_version=gpaw.__version__)
+                            gpaw_version=gpaw.__version__, calculator=calc)
     if hamiltonian:
         start = time.perf_counter()
         result.hamiltonian = lcao_hamiltonian(calc, atoms)
@@ -238,9 +246,9 @@ def lcao_hamiltonian(calc, atoms: Atoms, imag_tolerance_ev: float = 1e-6) -> Ham
     offsets = np.concatenate([[0], np.cumsum(norb)])
     perms = {z: openmx_permutation(ls) for z, ls in basis.items()}
 
-    # H(n) for every n in the mesh supercell: (1/Nk) Σ_k e^{−2πi k·n} H(k)
+    # H(n) for every n in the mesh supercell: (1/Nk) Σ_k e^{+2πi k·n} H_GPAW(k) (GPAW's opposite Bloch phase)
     cells = np.stack(np.meshgrid(*[np.arange(n) for n in mesh], indexing="ij"), -1).reshape(-1, 3)
-    phases = np.exp(-2j * np.pi * cells @ kfrac.T) / len(kfrac)  # (Nn, Nk)
+    phases = np.exp(2j * np.pi * cells @ kfrac.T) / len(kfrac)  # (Nn, Nk)
     h_n = np.einsum("nk,kab->nab", phases, h_k)
     s_n = np.einsum("nk,kab->nab", phases, s_k)
     imag = max(np.abs(h_n.imag).max(), np.abs(s_n.imag).max())
