@@ -13,6 +13,12 @@ Inputs: ``structure`` (StructureData, Å; its ``pbc`` is used: bilayers are open
 ``energy`` (1,) eV and ``forces`` (N, 3) eV/Å), ``output_parameters`` (Dict: energy_ev,
 fermi_level_ev, scf_iterations, seconds, gpaw_version, max_force_ev_per_angstrom) and, if asked,
 ``hamiltonian`` (HamiltonianData, OpenMX orbital order, eV).
+
+Exit codes (set by the parser): 300 neither output nor error file (the job died before writing),
+301 the ``.npz`` is unreadable or lacks arrays (truncated), 310 GPAW's SCF did not converge within
+``max_scf_iterations``, 311 H(R) could not be built exactly (k mesh too coarse), 312 any other GPAW
+error (type and message of the exception, e.g. a missing basis file). All verified on real GPAW
+runs in ``tests/workflows/test_dataset_workchain.py``.
 """
 
 from __future__ import annotations
@@ -46,6 +52,8 @@ class GpawLcaoCalculation(CalcJob):
         spec.output("output_parameters", valid_type=orm.Dict, help="Energy, Fermi level, timings, GPAW version.")
         spec.output("hamiltonian", valid_type=HamiltonianData, required=False, help="H(R), S(R) in eV.")
         spec.exit_code(300, "ERROR_OUTPUT_MISSING", message="The runner wrote neither output nor error file.")
+        spec.exit_code(301, "ERROR_OUTPUT_CORRUPT",
+                       message="The output file is unreadable or incomplete (truncated?): {message}")
         spec.exit_code(310, "ERROR_SCF_NOT_CONVERGED", message="GPAW SCF did not converge: {message}")
         spec.exit_code(311, "ERROR_HAMILTONIAN", message="H(R) could not be built: {message}")
         spec.exit_code(312, "ERROR_GPAW", message="GPAW failed: {type}: {message}")

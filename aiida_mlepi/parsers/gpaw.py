@@ -30,15 +30,23 @@ class GpawLcaoParser(Parser):
                 return self.exit_codes.ERROR_GPAW.format(type=error["type"], message=error["message"])
             return self.exit_codes.ERROR_OUTPUT_MISSING
         content = retrieved.base.repository.get_object_content(OUTPUT_FILENAME, mode="rb")
-        with np.load(io.BytesIO(content)) as data:
-            arrays = {key: data[key] for key in data.files}
-        energy, forces = float(arrays["energy"][0]), arrays["forces"]
-        info = json.loads(str(arrays["info"]))
+        try:
+            with np.load(io.BytesIO(content)) as data:
+                arrays = {key: data[key] for key in data.files}
+            missing = sorted({"energy", "forces", "fermi_level", "info"} - set(arrays))
+            if missing:
+                raise KeyError(f"arrays {missing} missing")
+            energy, forces = float(arrays["energy"][0]), np.asarray(arrays["forces"], dtype=float)
+            info = json.loads(str(arrays["info"]))
+            hamiltonian = read_hamiltonian(arrays)
+            if hamiltonian is None and "hamiltonian" in self.node.inputs and self.node.inputs.hamiltonian.value:
+                raise KeyError("H(R) was asked for but is not in the output")
+        except Exception as exception:  # noqa: BLE001 - zipfile/pickle/EOF/JSON errors of a damaged file
+            return self.exit_codes.ERROR_OUTPUT_CORRUPT.format(message=f"{type(exception).__name__}: {exception}")
         self.out("forces", energy_forces_node(energy, forces))
         self.out("output_parameters", orm.Dict({
             "energy_ev": energy, "fermi_level_ev": float(arrays["fermi_level"][0]),
             "max_force_ev_per_angstrom": float(np.abs(forces).max()), **info}))
-        hamiltonian = read_hamiltonian(arrays)
         if hamiltonian is not None:
             self.out("hamiltonian", HamiltonianData.from_hamiltonian(hamiltonian))
         return None
