@@ -14,7 +14,11 @@
    relaxed reference it is ~0; for the model it removes its small equilibrium error).
 
 Usage: ``OMP_NUM_THREADS=1 python benchmarks/hedgenet_phonon_ablation.py [--quick] [--configs N]
-[--epochs E]``. CPU defaults finish in well under 30 min on 2 cores.
+[--epochs E]``. The CPU defaults (40 configurations, 30 epochs, 8 channels) took 16 min on the shared
+2-core machine; measured there (seed 0): test force MAE HedgeNet-Phonon (2 layers, 12 912 parameters)
+390 meV/Å, homogeneous MACE 2 layers (6 536) 723 meV/Å, 4 layers (14 504) 710 meV/Å; energies are far
+from converged in 30 CPU epochs (≈ 0.5–0.7 eV/atom MAE for all three). 6×6 transfer: |Δω| max 147 cm⁻¹,
+mean 54 cm⁻¹. Give it more data and epochs (or a GPU, ``device``) for paper-like accuracy.
 """
 
 from __future__ import annotations
@@ -57,11 +61,11 @@ def main() -> None:
     parser.add_argument("--configs", type=int, default=None, help="number of labelled 4×4 configurations")
     parser.add_argument("--epochs", type=int, default=None)
     parser.add_argument("--layers", type=int, default=2, help="interaction layers of HedgeNet (MACE: L and 2L)")
-    parser.add_argument("--channels", type=int, default=16)
+    parser.add_argument("--channels", type=int, default=8)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    n_configs = args.configs or (20 if args.quick else 100)
-    epochs = args.epochs or (3 if args.quick else 40)
+    n_configs = args.configs or (12 if args.quick else 40)
+    epochs = args.epochs or (2 if args.quick else 30)
     torch.set_num_threads(1)
     OUTPUT.mkdir(parents=True, exist_ok=True)
 
