@@ -162,6 +162,27 @@ def test_save_load_round_trip_and_errors(model, tmp_path):
     atoms = perturbed_bilayer(2)
     assert energy_forces(loaded, atoms)[0] == energy_forces(model, atoms)[0]
 
+    # energy_scale / energy_shift: E = Σ E0 + scale · Σ readout + N · shift, forces scale with it
+    from dataclasses import replace
+    e, f = energy_forces(model, atoms)
+    saved = model.config
+    try:
+        model.config = replace(saved, energy_scale=3.0, energy_shift=0.25)
+        e2, f2 = energy_forces(model, atoms)
+    finally:
+        model.config = saved
+    e0 = len(atoms) * saved.atomic_energies[0]
+    assert e2 == pytest.approx(e0 + 3.0 * (e - e0) + 0.25 * len(atoms), rel=1e-5)
+    assert np.allclose(f2, 3.0 * f, rtol=1e-4, atol=1e-6)
+    # version-1 files (no energy_scale / energy_shift) still load, as scale 1 and shift 0
+    old = dict(payload, version=1, config={k: v for k, v in payload["config"].items()
+                                          if k not in ("energy_scale", "energy_shift")})
+    torch.save(old, tmp_path / "v1.pt")
+    assert energy_forces(load_model(tmp_path / "v1.pt"), atoms)[0] == e
+    torch.save(dict(payload, version=99), tmp_path / "v99.pt")
+    with pytest.raises(ModelFileError, match="version 99"):
+        load_model(tmp_path / "v99.pt")
+
     corrupt = tmp_path / "corrupt.pt"
     corrupt.write_bytes(path.read_bytes()[: len(path.read_bytes()) // 2])
     with pytest.raises(ModelFileError, match="corrupt"):

@@ -100,6 +100,24 @@ def test_atomic_energy_fit_recovers_composition_energies():
     assert e0 == pytest.approx([-7.0 + 1.5 / 2])  # one composition: the mean energy per atom
 
 
+def test_untrained_model_predicts_the_mean_energy_per_atom(toy):
+    """E0 + scale/shift fitted at the start: the untrained model predicts the mean training energy.
+
+    Without the shift, the bias-free readouts of a random network add an O(1 eV/atom) offset (here
+    before the fix: hundreds of meV/atom), far above the spread of the per-atom energies.
+    """
+    split = split_indices(len(toy), seed=0)
+    result = train(tiny_model(), toy, split, TrainingConfig(epochs=0, dtype="float64"), progress=False)
+    cfg = result.model.config
+    train_forces = np.concatenate([toy.forces[i] for i in split["train"]])
+    assert cfg.energy_scale == pytest.approx(np.sqrt(np.mean(train_forces ** 2)), rel=1e-12)
+    e_atom = toy.energies / 16
+    energies, _ = predict(result.model, toy.subset(split["train"]).structures)
+    assert np.mean(np.asarray(energies) / 16) == pytest.approx(np.mean(e_atom[split["train"]]), abs=1e-9)
+    spread = 1e3 * np.abs(e_atom[split["test"]] - e_atom[split["train"]].mean()).mean()
+    assert result.test.energy_mae_mev_per_atom < 1.5 * spread  # measured: 1.07 (no shift: ~100)
+
+
 def test_early_stopping_stops_after_patience(toy):
     data = toy.subset(range(12))
     split = split_indices(len(data), seed=0)
@@ -144,6 +162,9 @@ def test_trained_model_fits_harmonic_toy_set(toy, tmp_path):
     test_forces = np.concatenate([toy.forces[i] for i in split["test"]])
     zero_mae = 1e3 * np.abs(test_forces).mean()  # meV/Å of predicting no force at all
     assert result.test.forces_mae_mev_per_angstrom < 0.1 * zero_mae  # measured: 0.04
+    e_atom = toy.energies / 16  # spread = MAE of predicting the mean training energy per atom
+    spread = 1e3 * np.abs(e_atom[split["test"]] - e_atom[split["train"]].mean()).mean()
+    assert result.test.energy_mae_mev_per_atom < 0.5 * spread  # measured: 0.03
     # the saved model reproduces the reported test errors
     save_result(result, tmp_path / "model.pt")
     model = load_model(tmp_path / "model.pt")
@@ -151,6 +172,9 @@ def test_trained_model_fits_harmonic_toy_set(toy, tmp_path):
     _, forces = predict(model, test.structures)
     mae = 1e3 * np.mean(np.abs(np.concatenate(forces) - np.concatenate(test.forces)))
     assert mae == pytest.approx(result.test.forces_mae_mev_per_angstrom, rel=1e-3)
+    energies, _ = predict(model, test.structures)  # the saved scale/shift reproduce the energies too
+    assert 1e3 * np.mean(np.abs(np.asarray(energies) - test.energies)) / 16 == pytest.approx(
+        result.test.energy_mae_mev_per_atom, rel=1e-3, abs=1e-3)
     assert model.config.dtype == "float32" and model.config.atomic_energies[0] == pytest.approx(
         np.mean(toy.subset(split["train"]).energies / 16), abs=1e-9)
 

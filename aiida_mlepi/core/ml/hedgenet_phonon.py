@@ -9,6 +9,12 @@ With ``heterogeneous=False`` the same class is the homogeneous MACE baseline (on
 Built from mace-torch 0.3.16 blocks (Batatia et al., NeurIPS 2022, MACE); defaults for the
 readout MLP (16x0e, SiLU gate), radial MLP (64, 64, 64), 8 Bessel functions and p = 5 polynomial
 cutoff are mace-torch's command-line defaults. Energies eV, lengths Å, forces eV/Å, stress eV/Å³.
+
+Atomic energy (as mace-torch's ``ScaleShiftMACE``): E_i = E0[Z_i] + energy_scale · Σ_layers readout_i
++ energy_shift. The readouts have no bias and an untrained network's per-atom output is a nearly
+constant offset of O(1) (eV) that depends on the seed; :func:`~aiida_mlepi.core.ml.training.train`
+therefore sets ``energy_scale`` to the RMS of the training forces and ``energy_shift`` so that the
+initial model predicts the mean training energy per atom.
 """
 
 from __future__ import annotations
@@ -34,7 +40,9 @@ from .graph import AtomicGraph  # noqa: E402
 
 _DTYPES = {"float32": torch.float32, "float64": torch.float64}
 MODEL_FILE_FORMAT = "aiida-mlepi/hedgenet-phonon"
-MODEL_FILE_VERSION = 1
+MODEL_FILE_VERSION = 2
+#: versions :func:`load_model` reads (1: no energy_scale/energy_shift, read as 1 and 0)
+READABLE_MODEL_FILE_VERSIONS = (1, 2)
 
 
 class ModelConfigError(ValueError):
@@ -51,6 +59,8 @@ class HedgeNetPhononConfig:
 
     atomic_numbers: tuple[int, ...] = (6,)
     atomic_energies: tuple[float, ...] = (0.0,)  #: reference energy per element (eV)
+    energy_scale: float = 1.0  #: multiplies the summed readouts (eV per network unit)
+    energy_shift: float = 0.0  #: added to every atomic energy (eV/atom)
     r_max_intra: float = 4.5  #: cutoff of intra-layer edges (Å)
     r_max_inter: float = 6.0  #: cutoff of inter-layer edges (Å); 3.35 Å graphite spacing + margin
     num_channels: int = 16
@@ -73,6 +83,9 @@ class HedgeNetPhononConfig:
         self.radial_mlp = tuple(int(n) for n in self.radial_mlp)
         if len(self.atomic_numbers) == 0 or len(self.atomic_energies) != len(self.atomic_numbers):
             raise ModelConfigError("give one atomic energy per atomic number (and at least one element)")
+        self.energy_scale, self.energy_shift = float(self.energy_scale), float(self.energy_shift)
+        if not (np.isfinite(self.energy_scale) and self.energy_scale > 0 and np.isfinite(self.energy_shift)):
+            raise ModelConfigError("energy_scale must be positive and energy_shift finite")
         if self.r_max_intra <= 0 or self.r_max_inter <= 0:
             raise ModelConfigError("cutoffs r_max_intra and r_max_inter must be positive (Å)")
         if self.dtype not in _DTYPES:
@@ -199,7 +212,7 @@ class HedgeNetPhonon(torch.nn.Module):
             edge_index[r] = idx
 
         n_atoms = positions.shape[0]
-        node_energy = self.atomic_energies_fn(node_attrs)[:, 0]
+        interaction = None
         feats = self.node_embedding(node_attrs)
         for inter_r, prod_r, readout in zip(self.interactions, self.products, self.readouts):
             total = None
@@ -209,9 +222,12 @@ class HedgeNetPhonon(torch.nn.Module):
                 h = prod_r[r](node_feats=msg, sc=sc, node_attrs=node_attrs)
                 total = h if total is None else total + h
             feats = total
-            node_energy = node_energy + readout(feats).squeeze(-1)
+            e = readout(feats).squeeze(-1)
+            interaction = e if interaction is None else interaction + e
+        node_energy = self.atomic_energies_fn(node_attrs)[:, 0] + c.energy_scale * interaction + c.energy_shift
         energy = scatter_sum(node_energy, graph.batch, dim=0, dim_size=graph.num_graphs)
-        out = {"energy": energy, "node_energy": node_energy}
+        # node_readout: the summed readouts before energy_scale/energy_shift (used to fit the shift)
+        out = {"energy": energy, "node_energy": node_energy, "node_readout": interaction}
         inputs = [t for t in (leaf, strain) if t is not None]
         if inputs:
             grads = torch.autograd.grad(energy.sum(), inputs, create_graph=self.training,
@@ -244,9 +260,9 @@ def load_model(path) -> HedgeNetPhonon:
                              f"(corrupt or truncated?): {exc}") from exc
     if not isinstance(payload, dict) or payload.get("format") != MODEL_FILE_FORMAT:
         raise ModelFileError(f"{path} is not a HedgeNet-Phonon model file")
-    if payload.get("version") != MODEL_FILE_VERSION:
+    if payload.get("version") not in READABLE_MODEL_FILE_VERSIONS:
         raise ModelFileError(f"{path} has model file version {payload.get('version')}, "
-                             f"this code reads version {MODEL_FILE_VERSION}")
+                             f"this code reads versions {list(READABLE_MODEL_FILE_VERSIONS)}")
     try:
         config = HedgeNetPhononConfig(**payload["config"])
     except (TypeError, ValueError, KeyError) as exc:

@@ -11,6 +11,13 @@ Recipe (MACE's "weighted" loss, paper Sec. III.1):
 * the per-element reference energies E0 (model ``atomic_energies``) come from a least-squares fit of
   the training energies on the composition (number of atoms of each element), so the network only
   learns the interaction energy;
+* scale and shift of the readout (as mace-torch's ``ScaleShiftMACE``): ``energy_scale`` = RMS of the
+  training forces, ``energy_shift`` (eV/atom) such that the freshly initialised network predicts the
+  mean training energy per atom. Without the shift the bias-free readouts of a random network add a
+  seed-dependent offset of O(1 eV/atom) that the force-dominated loss removes only very slowly;
+  training on forces also moves that offset freely (forces do not see it), and the EMA of the weights
+  has its own offset, so after every epoch the shift is re-fitted in closed form (least squares of the
+  per-atom training energies, one forward pass) for the EMA weights that are evaluated and saved;
 * AMSGrad Adam, gradient-norm clipping, an exponential moving average (EMA) of the weights; the
   EMA weights are the ones evaluated (validation/test) and saved;
 * early stopping: training stops after ``patience`` epochs without a lower validation loss and the
@@ -169,6 +176,47 @@ def fit_atomic_energies(configurations: ConfigurationSet, atomic_numbers: Sequen
     counts = composition_matrix(configurations, atomic_numbers)
     solution, *_ = np.linalg.lstsq(counts, configurations.energies, rcond=None)
     return solution
+
+
+def fit_scale_shift(model: HedgeNetPhonon, cache: "_GraphCache", indices: Sequence[int],
+                    batch_size: int = 8) -> tuple[float, float]:
+    """(energy_scale, energy_shift) for ``model`` on the configurations ``indices`` of ``cache``.
+
+    scale = RMS of the reference force components (eV/Å; 1 if all forces vanish); shift (eV/atom) =
+    mean over those configurations of (E − Σ_i E0[Z_i]) / N − scale · (mean per-atom readout of the
+    network as it is), so that the model then predicts the mean energy per atom exactly.
+    """
+    forces = torch.cat([cache.forces[i] for i in indices]).double()
+    rms = float(forces.pow(2).mean().sqrt())
+    scale = rms if rms > 1e-8 and math.isfinite(rms) else 1.0
+    residual, readout, n_total = 0.0, 0.0, 0
+    model.eval()
+    with torch.no_grad():
+        for start in range(0, len(indices), batch_size):
+            batch = cache.batch(list(indices[start:start + batch_size]))
+            node_attrs = batch.graph.node_attrs
+            e0 = model.atomic_energies_fn(node_attrs)[:, 0].double().sum()
+            out = model(batch.graph, compute_forces=False)
+            residual += float(batch.energies.double().sum() - e0)
+            readout += float(out["node_readout"].double().sum())
+            n_total += int(batch.num_atoms.sum())
+    return scale, residual / n_total - scale * readout / n_total
+
+
+def refit_energy_shift(model: HedgeNetPhonon, cache: "_GraphCache", indices: Sequence[int],
+                       batch_size: int = 8) -> float:
+    """Set ``model.config.energy_shift`` to the least-squares value on ``indices`` (per-atom energies)."""
+    residual, n_total = 0.0, 0
+    model.eval()
+    with torch.no_grad():
+        for start in range(0, len(indices), batch_size):
+            batch = cache.batch(list(indices[start:start + batch_size]))
+            out = model(batch.graph, compute_forces=False)
+            residual += float(((batch.energies - out["energy"]) / batch.num_atoms).double().sum())
+            n_total += len(batch.num_atoms)
+    shift = model.config.energy_shift + residual / n_total
+    model.config = replace(model.config, energy_shift=shift)
+    return shift
 
 
 @dataclass
@@ -360,12 +408,20 @@ def train(model_config: HedgeNetPhononConfig, configurations: ConfigurationSet, 
         raise TrainingError(f"device {tc.device!r} requested but no CUDA GPU is available on this computer")
     torch.manual_seed(tc.seed)
     model = HedgeNetPhonon(model_config).to(device)
+    cache = _GraphCache(configurations, model_config, device)
+    if checkpoint is None and fit_reference_energies:
+        scale, shift = fit_scale_shift(model, cache, split["train"])
+        model_config = replace(model_config, energy_scale=scale, energy_shift=shift)
+        model.config = model_config
     optimizer = torch.optim.Adam(model.parameters(), lr=tc.lr, amsgrad=True, weight_decay=tc.weight_decay)
     ema = ExponentialMovingAverage(model.parameters(), tc.ema_decay)
     shuffler = torch.Generator().manual_seed(tc.seed + 1)
     history: list[dict] = []
     epoch = 0
     best_epoch, best_val, best_state, since_best = 0, math.inf, None, 0
+    best_shift = model_config.energy_shift
+    # checkpoints of older versions have no fitted shift (energy_scale 1): keep their recipe
+    refit_shift = fit_reference_energies and (checkpoint is None or "best_energy_shift" in checkpoint)
     if checkpoint is not None:
         try:
             model.load_state_dict(checkpoint["model_state"])
@@ -381,8 +437,8 @@ def train(model_config: HedgeNetPhononConfig, configurations: ConfigurationSet, 
         epoch = int(checkpoint["epoch"])
         best_epoch, best_val = int(checkpoint["best_epoch"]), float(checkpoint["best_val_loss"])
         best_state, since_best = checkpoint["best_state"], int(checkpoint["epochs_since_best"])
+        best_shift = float(checkpoint.get("best_energy_shift", model_config.energy_shift))
 
-    cache = _GraphCache(configurations, model_config, device)
     train_idx = torch.tensor(split["train"], dtype=torch.int64)
     monitor = split["validation"] or split["train"]
     stopped_early = since_best >= tc.patience
@@ -410,6 +466,8 @@ def train(model_config: HedgeNetPhononConfig, configurations: ConfigurationSet, 
                 steps += 1
             epoch += 1
             with ema.average_parameters():
+                if refit_shift:
+                    refit_energy_shift(model, cache, split["train"])
                 val = evaluate(model, cache, monitor, tc).loss
                 if not math.isfinite(val):
                     history.append({"epoch": epoch, "train_loss": total / steps, "val_loss": float("nan")})
@@ -417,13 +475,14 @@ def train(model_config: HedgeNetPhononConfig, configurations: ConfigurationSet, 
                 if val < best_val:
                     best_epoch, best_val, since_best = epoch, val, 0
                     best_state = {k: v.detach().clone().cpu() for k, v in model.state_dict().items()}
+                    best_shift = model.config.energy_shift
                 else:
                     since_best += 1
             history.append({"epoch": epoch, "train_loss": total / steps, "val_loss": val})
             stopped_early = since_best >= tc.patience
             if checkpoint_path is not None:
                 _write_checkpoint(checkpoint_path, model, optimizer, ema, shuffler, epoch, history,
-                                  best_epoch, best_val, best_state, since_best, split, tc)
+                                  best_epoch, best_val, best_state, since_best, split, tc, best_shift)
             bar.update(1)
             bar.set_postfix(train=f"{total / steps:.3g}", val=f"{val:.3g}", best=best_epoch)
     finally:
@@ -431,6 +490,7 @@ def train(model_config: HedgeNetPhononConfig, configurations: ConfigurationSet, 
 
     if best_state is not None:
         model.load_state_dict(best_state)
+        model.config = replace(model.config, energy_shift=best_shift)
     model.eval()
     validation = evaluate(model, cache, split["validation"], tc) if split["validation"] else None
     test = evaluate(model, cache, split["test"], tc) if split["test"] else None
@@ -440,7 +500,7 @@ def train(model_config: HedgeNetPhononConfig, configurations: ConfigurationSet, 
 
 
 def _write_checkpoint(path, model, optimizer, ema, shuffler, epoch, history, best_epoch, best_val,
-                      best_state, since_best, split, tc) -> None:
+                      best_state, since_best, split, tc, best_shift) -> None:
     payload = {
         "format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION,
         "model_config": model.config.to_dict(), "training_config": tc.to_dict(),
@@ -448,7 +508,7 @@ def _write_checkpoint(path, model, optimizer, ema, shuffler, epoch, history, bes
         "optimizer_state": optimizer.state_dict(), "ema_state": ema.state_dict(),
         "rng_state": shuffler.get_state(), "epoch": epoch, "history": history,
         "best_epoch": best_epoch, "best_val_loss": best_val, "best_state": best_state,
-        "epochs_since_best": since_best, "split": split,
+        "epochs_since_best": since_best, "split": split, "best_energy_shift": best_shift,
     }
     tmp = Path(str(path) + ".tmp")
     torch.save(payload, tmp)
