@@ -109,6 +109,13 @@ def test_training_calcjob_outputs(trained, dataset):
     split = metrics["split"]
     energies = dataset.get_configuration_set().energies
     assert network.config.atomic_energies[0] == pytest.approx(np.mean(energies[split["train"]]) / 16, rel=1e-9)
+    # readout scale = RMS of the training forces; the fitted shift keeps the energy error at the
+    # level of the per-atom energy spread (before: hundreds of meV/atom from the random readout)
+    train_forces = np.concatenate([dataset.get_configuration_set().forces[i] for i in split["train"]])
+    assert network.config.energy_scale == pytest.approx(np.sqrt(np.mean(train_forces ** 2)), rel=1e-6)
+    e_atom = energies / 16
+    spread = 1e3 * np.abs(e_atom[split["test"]] - e_atom[split["train"]].mean()).mean()
+    assert metrics["test"]["energy_mae_mev_per_atom"] < 3 * spread + 1.0
     # queryable, and linked to its training set through the CalcJob
     qb = orm.QueryBuilder().append(type(dataset), filters={"uuid": dataset.uuid}, tag="d")
     qb.append(orm.CalcJobNode, with_incoming="d", tag="c")
