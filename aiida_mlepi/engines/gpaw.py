@@ -10,17 +10,14 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 from aiida import orm
 
 from aiida_mlepi.core.engine.gpaw_lcao import GpawLcaoSettings
-from aiida_mlepi.data.hamiltonian import HamiltonianData
 
-from .base import DatasetEngine, MemberFailure, require_output
-from .reference import read_energy_forces
+from .reference import ForcesArrayEngine
 
 
-class GpawDatasetEngine(DatasetEngine):
+class GpawDatasetEngine(ForcesArrayEngine):
     """``engine='gpaw'``: :class:`~aiida_mlepi.calculations.gpaw.GpawLcaoCalculation`."""
 
     name = "gpaw"
@@ -48,16 +45,3 @@ class GpawDatasetEngine(DatasetEngine):
         return GpawLcaoCalculation, {"code": engine_inputs["code"], "structure": structure,
                                      "parameters": parameters, "kpoints_mesh": kpoints_mesh,
                                      "hamiltonian": orm.Bool(hamiltonian), "metadata": {"options": options}}
-
-    def result_nodes(self, node: orm.ProcessNode) -> dict[str, orm.Data]:
-        return {"forces": require_output(node, "forces")}
-
-    @staticmethod
-    def energy_and_forces(nodes: dict[str, orm.Data]) -> tuple[float, np.ndarray]:
-        return read_energy_forces(nodes["forces"])
-
-    def hamiltonian_node(self, node: orm.ProcessNode) -> orm.Data:
-        out = require_output(node, "hamiltonian")
-        if not isinstance(out, HamiltonianData):
-            raise MemberFailure(f"output 'hamiltonian' is a {type(out).__name__}, not HamiltonianData")
-        return out

@@ -46,7 +46,25 @@ def reference_single_point(structure: LayeredStructureData, parameters: orm.Dict
     return outputs
 
 
-class ReferenceDatasetEngine(DatasetEngine):
+class ForcesArrayEngine(DatasetEngine):
+    """An engine whose process returns ``forces`` (see :func:`energy_forces_node`) and, when asked,
+    ``hamiltonian`` (HamiltonianData): the shared result handling of the reference and GPAW engines."""
+
+    def result_nodes(self, node: orm.ProcessNode) -> dict[str, orm.Data]:
+        return {"forces": require_output(node, "forces")}
+
+    @staticmethod
+    def energy_and_forces(nodes: dict[str, orm.Data]) -> tuple[float, np.ndarray]:
+        return read_energy_forces(nodes["forces"])
+
+    def hamiltonian_node(self, node: orm.ProcessNode) -> orm.Data:
+        out = require_output(node, "hamiltonian")
+        if not isinstance(out, HamiltonianData):
+            raise MemberFailure(f"output 'hamiltonian' is a {type(out).__name__}, not HamiltonianData")
+        return out
+
+
+class ReferenceDatasetEngine(ForcesArrayEngine):
     """``engine='reference'``: :class:`~aiida_mlepi.core.engine.ReferenceEngine`; parameters = EngineParameters."""
 
     name = "reference"
@@ -65,16 +83,3 @@ class ReferenceDatasetEngine(DatasetEngine):
                        ) -> tuple[Any, dict[str, Any]]:
         return reference_single_point, {"structure": structure, "parameters": parameters,
                                         "kpoints_mesh": kpoints_mesh, "hamiltonian": orm.Bool(hamiltonian)}
-
-    def result_nodes(self, node: orm.ProcessNode) -> dict[str, orm.Data]:
-        return {"forces": require_output(node, "forces")}
-
-    @staticmethod
-    def energy_and_forces(nodes: dict[str, orm.Data]) -> tuple[float, np.ndarray]:
-        return read_energy_forces(nodes["forces"])
-
-    def hamiltonian_node(self, node: orm.ProcessNode) -> orm.Data:
-        out = require_output(node, "hamiltonian")
-        if not isinstance(out, HamiltonianData):
-            raise MemberFailure(f"output 'hamiltonian' is a {type(out).__name__}, not HamiltonianData")
-        return out
