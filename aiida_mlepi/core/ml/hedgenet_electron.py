@@ -47,6 +47,7 @@ from ..hamiltonian import HamiltonianR  # noqa: E402
 from .electron_blocks import block_map, pair_irreps  # noqa: E402
 from .electron_graph import (ElectronGraph, block_edges, build_electron_graph,  # noqa: E402
                              empty_hamiltonian)
+from .relations import EdgeRelations  # noqa: E402
 
 _DTYPES = {"float32": torch.float32, "float64": torch.float64}
 MODEL_FILE_FORMAT = "aiida-mlepi/hedgenet-electron"
@@ -62,7 +63,7 @@ class ElectronModelFileError(ValueError):
 
 
 @dataclass
-class HedgeNetElectronConfig:
+class HedgeNetElectronConfig(EdgeRelations):
     """Hyperparameters (lengths Å). Defaults: carbon sp³ basis of the reference engine."""
 
     atomic_numbers: tuple[int, ...] = (6,)
@@ -104,17 +105,6 @@ class HedgeNetElectronConfig:
             raise ElectronModelConfigError("num_layers, num_scalars, num_basis, radial_hidden must be ≥ 1")
         if min(self.num_vectors, self.num_tensors) < 0 or self.sh_lmax < 0:
             raise ElectronModelConfigError("num_vectors, num_tensors and sh_lmax must be ≥ 0")
-
-    @property
-    def relations(self) -> tuple[str, ...]:
-        return ("intra", "inter") if self.heterogeneous else ("all",)
-
-    @property
-    def cutoffs(self) -> dict[str, float]:
-        """Relation → message-passing cutoff (Å)."""
-        if self.heterogeneous:
-            return {"intra": self.r_max_intra, "inter": self.r_max_inter}
-        return {"all": max(self.r_max_intra, self.r_max_inter)}
 
     @property
     def avg_neighbors(self) -> dict[str, float]:

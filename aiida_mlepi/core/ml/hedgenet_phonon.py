@@ -37,6 +37,7 @@ from mace.modules.blocks import (  # noqa: E402
 from mace.tools.scatter import scatter_sum  # noqa: E402
 
 from .graph import AtomicGraph  # noqa: E402
+from .relations import EdgeRelations  # noqa: E402
 
 _DTYPES = {"float32": torch.float32, "float64": torch.float64}
 MODEL_FILE_FORMAT = "aiida-mlepi/hedgenet-phonon"
@@ -54,7 +55,7 @@ class ModelFileError(ValueError):
 
 
 @dataclass
-class HedgeNetPhononConfig:
+class HedgeNetPhononConfig(EdgeRelations):
     """Hyperparameters (lengths Å, energies eV)."""
 
     atomic_numbers: tuple[int, ...] = (6,)
@@ -94,17 +95,6 @@ class HedgeNetPhononConfig:
             raise ModelConfigError("num_channels, num_interactions, correlation, num_bessel must be ≥ 1")
         if self.max_ell < 0 or self.max_L < 0:
             raise ModelConfigError("max_ell and max_L must be ≥ 0")
-
-    @property
-    def relations(self) -> tuple[str, ...]:
-        return ("intra", "inter") if self.heterogeneous else ("all",)
-
-    @property
-    def cutoffs(self) -> dict[str, float]:
-        """Relation → cutoff (Å)."""
-        if self.heterogeneous:
-            return {"intra": self.r_max_intra, "inter": self.r_max_inter}
-        return {"all": max(self.r_max_intra, self.r_max_inter)}
 
     @property
     def torch_dtype(self) -> torch.dtype:
