@@ -86,18 +86,26 @@ def mode_variances(modes: SupercellModes, temperature_k: float,
     return variances
 
 
-def _mode_patterns(modes: SupercellModes) -> np.ndarray:
+def mode_patterns(modes: SupercellModes) -> np.ndarray:
     """(3N, N, 3) Cartesian displacement per unit normal coordinate: ε_μ / √M (Å per √amu·Å)."""
     masses = np.asarray(modes.masses_amu, dtype=float)
     return np.asarray(modes.eigenvectors, dtype=float) / np.sqrt(masses)[None, :, None]
 
 
+def analytic_displacement_tensors(modes: SupercellModes, temperature_k: float,
+                                  tol_thz: float = IMAGINARY_TOLERANCE_THZ) -> np.ndarray:
+    """(N, 3, 3) thermal anisotropic displacement tensors ⟨u_a u_aᵀ⟩ in Å²: U_a = Σ_μ σ_μ² e_μa e_μaᵀ / M_a.
+
+    Γ acoustic modes excluded; the diagonal is the per-component mean-square displacement ⟨u_aα²⟩.
+    """
+    weighted = np.sqrt(mode_variances(modes, temperature_k, tol_thz))[:, None, None] * mode_patterns(modes)
+    return np.einsum("mia,mib->iab", weighted, weighted)
+
+
 def analytic_mean_square_displacement(modes: SupercellModes, temperature_k: float,
                                       tol_thz: float = IMAGINARY_TOLERANCE_THZ) -> np.ndarray:
     """(N,) ⟨|u_a|²⟩ in Å² from the modes: Σ_μ σ_μ² Σ_α ε_μ,aα² / M_a (Γ acoustic modes excluded)."""
-    variances = mode_variances(modes, temperature_k, tol_thz)
-    patterns = _mode_patterns(modes)
-    return np.einsum("m,mia->i", variances, patterns**2)
+    return np.trace(analytic_displacement_tensors(modes, temperature_k, tol_thz), axis1=1, axis2=2)
 
 
 def sample_displacements(modes: SupercellModes, temperature_k: float, n_samples: int, seed: int,
@@ -114,7 +122,7 @@ def sample_displacements(modes: SupercellModes, temperature_k: float, n_samples:
     variances = mode_variances(modes, temperature_k, tol_thz)
     keep = variances > 0
     sigma = np.sqrt(variances[keep])
-    patterns = _mode_patterns(modes)[keep]
+    patterns = mode_patterns(modes)[keep]
     n_draws = (n_samples + 1) // 2 if antithetic else n_samples
     rng = np.random.default_rng(seed)
     amplitudes = rng.standard_normal((n_draws, sigma.size)) * sigma

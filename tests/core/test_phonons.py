@@ -312,17 +312,6 @@ def test_plot_phonon_bands_writes_png(tmp_path, setup_6x6, modes_6x6):
         plot_phonon_bands(bands, tmp_path / "x.png", unit="meV")
 
 
-@pytest.fixture(scope="module")
-def engine_bilayer_modes() -> SupercellModes:
-    """Reference engine at its relaxed AB bilayer (12×12 k) with modes of the 6×6 supercell from forces on a
-    2×2 k-mesh (the same Brillouin-zone sampling as the relaxation; ~16 s)."""
-    reference = pytest.importorskip("aiida_mlepi.core.engine.reference")
-    relax = pytest.importorskip("aiida_mlepi.core.engine.relax")
-    engine = reference.ReferenceEngine(reference.EngineParameters())
-    bilayer = relax.relaxed_bilayer_graphene(engine, stacking="AB", kpts=(12, 12, 1))
-    return compute_supercell_modes(bilayer, (6, 6, 1), lambda atoms: engine.forces(atoms, kpts=(2, 2, 1)))
-
-
 def _shear_overlap(modes: SupercellModes, mu: int) -> float:
     """Weight of mode μ in the two rigid in-plane interlayer-shear patterns (layers slide oppositely)."""
     ids = modes.supercell.arrays[LAYER_ARRAY]
