@@ -1,4 +1,4 @@
-"""Calcfunction of the Monte-Carlo thermal sampling stage (paper Eq. 1–2)."""
+"""Calcfunctions of the thermal sampling stage: Monte Carlo (paper Eq. 1–2) and special displacements (ZG)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,12 @@ from aiida import orm
 from aiida.engine import calcfunction
 
 from aiida_mlepi.core.sampling import sample_displacements, sampled_structures
+from aiida_mlepi.core.special_displacements import special_displacements
 from aiida_mlepi.data.layered_structure import LayeredStructureData
 from aiida_mlepi.data.phonon_modes import PhononModesData
+
+#: the thermal samplers: Monte Carlo and the special displacement method of Zacharias & Giustino
+SAMPLERS = ("mc", "zg")
 
 
 def sample_label(index: int) -> str:
@@ -26,7 +30,7 @@ def sample_configurations(modes: PhononModesData, temperature_k: orm.Float, n_sa
     """``n_samples`` thermally displaced supercells at ``temperature_k`` (zero point included).
 
     Every output (``sample_0000`` …) is a :class:`LayeredStructureData` carrying the queryable
-    attributes ``material``, ``temperature_k``, ``sample_index`` and ``seed``.
+    attributes ``material``, ``temperature_k``, ``sample_index``, ``seed`` and ``sampler`` (``'mc'``).
     """
     core_modes = modes.get_modes()
     temperature = float(temperature_k.value)
@@ -36,6 +40,25 @@ def sample_configurations(modes: PhononModesData, temperature_k: orm.Float, n_sa
     structures = sampled_structures(core_modes, displacements)
     return {
         sample_label(n): LayeredStructureData.from_ase(atoms, material=modes.material, temperature_k=temperature,
-                                                       sample_index=n, seed=int(seed.value))
+                                                       sample_index=n, seed=int(seed.value), sampler="mc")
+        for n, atoms in enumerate(structures)
+    }
+
+
+@calcfunction
+def special_configurations(modes: PhononModesData, temperature_k: orm.Float, antipode: orm.Bool) -> dict:
+    """The ZG special-displacement supercell at ``temperature_k`` (``sample_0000``) and, with ``antipode``,
+    its mirror −u (``sample_0001``); see :mod:`aiida_mlepi.core.special_displacements`.
+
+    Outputs are :class:`LayeredStructureData` with ``material``, ``temperature_k``, ``sample_index`` and
+    ``sampler`` (``'zg'``); no ``seed``: the configuration is deterministic.
+    """
+    core_modes = modes.get_modes()
+    temperature = float(temperature_k.value)
+    structures = sampled_structures(core_modes, special_displacements(core_modes, temperature,
+                                                                      antipode=bool(antipode.value)))
+    return {
+        sample_label(n): LayeredStructureData.from_ase(atoms, material=modes.material, temperature_k=temperature,
+                                                       sample_index=n, sampler="zg")
         for n, atoms in enumerate(structures)
     }

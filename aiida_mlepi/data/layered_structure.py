@@ -6,7 +6,8 @@ Attributes beyond those of `StructureData` (all queryable with the QueryBuilder,
 * ``layer_ids`` — list of int, one per site (0 = bottom layer);
 * ``num_layers`` — int;
 * ``material`` — str, a label of the material (e.g. ``AB-bilayer-graphene``);
-* for Monte-Carlo samples also ``temperature_k`` (float, K), ``sample_index`` (int) and ``seed`` (int).
+* for thermal samples also ``temperature_k`` (float, K), ``sample_index`` (int), ``sampler`` (str: ``'mc'``
+  Monte Carlo or ``'zg'`` special displacements) and, for Monte Carlo, ``seed`` (int).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from ase import Atoms
 
 from aiida_mlepi.core.layers import LAYER_ARRAY, get_layer_ids, set_layer_ids
 
-SAMPLE_ATTRIBUTES = ("temperature_k", "sample_index", "seed")
+SAMPLE_ATTRIBUTES = ("temperature_k", "sample_index", "seed", "sampler")
 
 
 class LayeredStructureData(orm.StructureData):
