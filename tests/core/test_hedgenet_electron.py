@@ -182,6 +182,12 @@ def test_training_resume_and_model_files(hamiltonians, tmp_path):
     np.testing.assert_allclose([r["train_loss"] for r in resumed.history],
                                [r["train_loss"] for r in full.history], rtol=1e-9)
     assert resumed.test.mae_mev == pytest.approx(full.test.mae_mev, rel=1e-9)
+    old_ckpt = tmp_path / "old_checkpoint.pt"  # written before the order-independent readout: no model_version
+    state = torch.load(ckpt, weights_only=True)
+    assert state.pop("model_version") == 2
+    torch.save(state, old_ckpt)
+    with pytest.raises(ElectronModelFileError, match="version-1 HedgeNet-Electron checkpoint.*retrain"):
+        train_electron_model(config, train, val, test, settings, resume_from=old_ckpt)
     with pytest.raises(ElectronModelFileError, match="different model config"):
         train_electron_model(HedgeNetElectronConfig(dtype="float64", **{**TINY, "num_scalars": 4}),
                              train, val, test, settings, resume_from=ckpt)
@@ -198,6 +204,11 @@ def test_training_resume_and_model_files(hamiltonians, tmp_path):
     with pytest.raises(ElectronModelFileError, match="corrupt or truncated"):
         load_model(bad)
     payload = torch.load(path, weights_only=True)
+    assert payload["version"] == 2
+    for version, message in ((1, "version-1 HedgeNet-Electron model file.*retrain"), (7, "version 7")):
+        torch.save({**payload, "version": version}, bad)
+        with pytest.raises(ElectronModelFileError, match=message):
+            load_model(bad)
     payload["config"]["num_scalars"] = 4
     torch.save(payload, bad)
     with pytest.raises(ElectronModelFileError, match="do not match its config"):

@@ -54,7 +54,10 @@ from .relations import EdgeRelations  # noqa: E402
 
 _DTYPES = {"float32": torch.float32, "float64": torch.float64}
 MODEL_FILE_FORMAT = "aiida-mlepi/hedgenet-electron"
-MODEL_FILE_VERSION = 1
+#: 2: off-site blocks from the readout of both directions, ½ [B_ij(R) + B_ji(−R)ᵀ] (independent of the atom
+#: order). Version-1 weights have the same shapes but were fitted to the one-direction readout, so they are
+#: refused (see :func:`check_model_version`) rather than loaded into a model that would predict other blocks.
+MODEL_FILE_VERSION = 2
 
 
 class ElectronModelConfigError(ValueError):
@@ -407,6 +410,19 @@ def predict_hamiltonian(model: HedgeNetElectron, atoms: Atoms | HamiltonianR,
 
 
 # ---------------------------------------------------------------------------- files
+def check_model_version(version, path, kind: str) -> None:
+    """Raise :class:`ElectronModelFileError` unless ``version`` is :data:`MODEL_FILE_VERSION` (``kind``: in the message)."""
+    if version == MODEL_FILE_VERSION:
+        return
+    if version == 1:
+        raise ElectronModelFileError(
+            f"{path} is a version-1 HedgeNet-Electron {kind}, written before the off-site readout was made "
+            f"independent of the atom order; its weights were fitted to the old readout and would predict "
+            f"different blocks now: retrain the model with this version (file version {MODEL_FILE_VERSION})")
+    raise ElectronModelFileError(f"{path} has HedgeNet-Electron {kind} version {version}, "
+                                 f"this code reads version {MODEL_FILE_VERSION}")
+
+
 def save_model(model: HedgeNetElectron, path) -> None:
     """Write config + weights; the file loads with ``torch.load(weights_only=True)``."""
     torch.save({"format": MODEL_FILE_FORMAT, "version": MODEL_FILE_VERSION, "config": model.config.to_dict(),
@@ -424,9 +440,7 @@ def load_model(path) -> HedgeNetElectron:
                                      f"(corrupt or truncated?): {exc}") from exc
     if not isinstance(payload, dict) or payload.get("format") != MODEL_FILE_FORMAT:
         raise ElectronModelFileError(f"{path} is not a HedgeNet-Electron model file")
-    if payload.get("version") != MODEL_FILE_VERSION:
-        raise ElectronModelFileError(f"{path} has model file version {payload.get('version')}, "
-                                     f"this code reads version {MODEL_FILE_VERSION}")
+    check_model_version(payload.get("version"), path, "model file")
     try:
         config = HedgeNetElectronConfig.from_dict(payload["config"])
     except (TypeError, ValueError, KeyError) as exc:
