@@ -89,6 +89,32 @@ def test_equivariance_under_rotation(configurations, hamiltonians, heterogeneous
     assert np.abs(predict_hamiltonian(model, mirrored, layer_ids=layers).h_values - mirrored.h_values).max() < 1e-5
 
 
+def _blocks_by_edge(h) -> dict:
+    """(Rx, Ry, Rz, i, j) → block (eV) of every edge of ``h``."""
+    return {tuple(int(v) for v in edge): h.block(e) for e, edge in enumerate(h.edges)}
+
+
+@pytest.mark.parametrize("heterogeneous", [True, False])
+def test_equivariance_under_atom_permutation(configurations, heterogeneous):
+    """Relabelling the atoms relabels the blocks: H'_kl(R) = H_{p(k) p(l)}(R) for every block (< 1e-10 eV)."""
+    model = _model(heterogeneous=heterogeneous)
+    atoms = configurations[2]
+    perm = np.random.default_rng(11).permutation(len(atoms))
+    assert not np.array_equal(perm, np.arange(len(atoms)))
+    h = predict_hamiltonian(model, atoms)
+    h_perm = predict_hamiltonian(model, atoms[perm])  # atom k of the permuted structure is atom perm[k]
+    assert h_perm.hermiticity_error() == 0.0
+    blocks, blocks_perm = _blocks_by_edge(h), _blocks_by_edge(h_perm)
+    mapped = {(rx, ry, rz, int(perm[k]), int(perm[l])): b for (rx, ry, rz, k, l), b in blocks_perm.items()}
+    assert set(mapped) == set(blocks) and len(blocks) > 10 * len(atoms)
+    onsite = [key for key in blocks if key[3] == key[4] and not any(key[:3])]
+    offsite = [key for key in blocks if key not in onsite]
+    assert np.abs(np.concatenate([blocks[k].ravel() for k in offsite])).max() > 0.1  # not trivially zero
+    err_on = max(np.abs(mapped[k] - blocks[k]).max() for k in onsite)
+    err_off = max(np.abs(mapped[k] - blocks[k]).max() for k in offsite)
+    assert err_on < 1e-10 and err_off < 1e-10, (err_on, err_off)
+
+
 def test_hermitian_by_construction_and_engine_edge_set(configurations, hamiltonians):
     model = _model()
     h = predict_hamiltonian(model, configurations[1])
@@ -156,6 +182,12 @@ def test_training_resume_and_model_files(hamiltonians, tmp_path):
     np.testing.assert_allclose([r["train_loss"] for r in resumed.history],
                                [r["train_loss"] for r in full.history], rtol=1e-9)
     assert resumed.test.mae_mev == pytest.approx(full.test.mae_mev, rel=1e-9)
+    old_ckpt = tmp_path / "old_checkpoint.pt"  # written before the order-independent readout: no model_version
+    state = torch.load(ckpt, weights_only=True)
+    assert state.pop("model_version") == 2
+    torch.save(state, old_ckpt)
+    with pytest.raises(ElectronModelFileError, match="version-1 HedgeNet-Electron checkpoint.*retrain"):
+        train_electron_model(config, train, val, test, settings, resume_from=old_ckpt)
     with pytest.raises(ElectronModelFileError, match="different model config"):
         train_electron_model(HedgeNetElectronConfig(dtype="float64", **{**TINY, "num_scalars": 4}),
                              train, val, test, settings, resume_from=ckpt)
@@ -172,6 +204,11 @@ def test_training_resume_and_model_files(hamiltonians, tmp_path):
     with pytest.raises(ElectronModelFileError, match="corrupt or truncated"):
         load_model(bad)
     payload = torch.load(path, weights_only=True)
+    assert payload["version"] == 2
+    for version, message in ((1, "version-1 HedgeNet-Electron model file.*retrain"), (7, "version 7")):
+        torch.save({**payload, "version": version}, bad)
+        with pytest.raises(ElectronModelFileError, match=message):
+            load_model(bad)
     payload["config"]["num_scalars"] = 4
     torch.save(payload, bad)
     with pytest.raises(ElectronModelFileError, match="do not match its config"):

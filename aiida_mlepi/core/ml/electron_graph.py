@@ -9,7 +9,9 @@ Two edge sets per structure:
 
 Hermiticity by construction: only one edge of each pair (i, j, R) / (j, i, −R) is predicted — the
 *canonical* one, i < j, or i = j and R > 0 lexicographically — and the other is its transpose; on-site
-blocks (i = j, R = 0) come from node features and are symmetrised, (B + Bᵀ)/2. The map from the
+blocks (i = j, R = 0) come from node features and are symmetrised, (B + Bᵀ)/2. Which edge of a pair is
+canonical depends on the atom order; the model makes its value independent of that choice (it
+averages its readout of both directions), so the prediction is equivariant under relabelling atoms. The map from the
 predicted canonical values to the flattened ``h_values`` of the full edge list is two gather indices,
 ``h_values = ½ (canon[gather_a] + canon[gather_b])`` (equal indices except on site).
 

@@ -26,8 +26,8 @@ import torch
 
 from ..hamiltonian import HamiltonianR
 from .electron_graph import ElectronGraph
-from .hedgenet_electron import (HedgeNetElectron, HedgeNetElectronConfig, ElectronModelFileError,
-                                save_model)
+from .hedgenet_electron import (MODEL_FILE_VERSION, HedgeNetElectron, HedgeNetElectronConfig,
+                                ElectronModelFileError, check_model_version, save_model)
 
 CHECKPOINT_FORMAT = "aiida-mlepi/hedgenet-electron-checkpoint"
 MODEL_KIND = "hedgenet-electron"
@@ -229,6 +229,7 @@ def _read_checkpoint(path: str | Path) -> dict:
         raise ElectronModelFileError(f"{path} is not a readable HedgeNet-Electron checkpoint: {exc}") from exc
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
         raise ElectronModelFileError(f"{path} is not a HedgeNet-Electron checkpoint")
+    check_model_version(state.get("model_version", 1), path, "checkpoint")  # unversioned: written by version 1
     return state
 
 
@@ -307,7 +308,8 @@ def train_electron_model(config: HedgeNetElectronConfig, train: Sequence[Hamilto
         if log:
             log(f"epoch {epoch}: train MSE {row['train_loss']:.3e} eV², validation MAE {val:.2f} meV")
         if checkpoint_path is not None:
-            torch.save({"format": CHECKPOINT_FORMAT, "config": config.to_dict(), "settings": settings.to_dict(),
+            torch.save({"format": CHECKPOINT_FORMAT, "model_version": MODEL_FILE_VERSION,
+                        "config": config.to_dict(), "settings": settings.to_dict(),
                         "epoch": epoch, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                         "ema": ema.state_dict(), "best_state": best_state, "best_val": best_val,
                         "best_epoch": best_epoch, "bad_epochs": bad, "lr_bad_epochs": lr_bad,

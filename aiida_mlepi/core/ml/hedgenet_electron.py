@@ -13,7 +13,10 @@ Architecture (DeepH-E3 style, written from the paper's description with e3nn 0.4
   into an OpenMX-ordered block by the Clebsch–Gordan change of basis of :mod:`.electron_blocks`;
   on-site blocks from node features, off-site from edge features;
 * hermiticity by construction (:mod:`.electron_graph`): one block of each (i, j, R)/(j, i, −R) pair
-  is predicted, the other is its transpose; on-site blocks are symmetrised.
+  is predicted, the other is its transpose; on-site blocks are symmetrised;
+* permutation equivariance: that block is H_ij(R) = ½ [B_ij(R) + B_ji(−R)ᵀ], the readout applied in
+  both directions (:meth:`HedgeNetElectron._pair_blocks`), so it does not depend on which of the
+  pair is canonical, i.e. on the order of the atoms.
 
 ``heterogeneous=False`` gives the homogeneous (DeepH-E3-like) baseline from the same code: one
 relation ``all`` with cutoff ``max(r_max_intra, r_max_inter)``.
@@ -43,15 +46,18 @@ import e3nn  # noqa: E402
 from e3nn import o3  # noqa: E402
 from e3nn.nn import FullyConnectedNet, Gate  # noqa: E402
 
-from ..hamiltonian import HamiltonianR  # noqa: E402
+from ..hamiltonian import HamiltonianR, shell_size  # noqa: E402
 from .electron_blocks import block_map, pair_irreps  # noqa: E402
-from .electron_graph import (ElectronGraph, block_edges, build_electron_graph,  # noqa: E402
+from .electron_graph import (EdgeGroup, ElectronGraph, block_edges, build_electron_graph,  # noqa: E402
                              empty_hamiltonian)
 from .relations import EdgeRelations  # noqa: E402
 
 _DTYPES = {"float32": torch.float32, "float64": torch.float64}
 MODEL_FILE_FORMAT = "aiida-mlepi/hedgenet-electron"
-MODEL_FILE_VERSION = 1
+#: 2: off-site blocks from the readout of both directions, ½ [B_ij(R) + B_ji(−R)ᵀ] (independent of the atom
+#: order). Version-1 weights have the same shapes but were fitted to the one-direction readout, so they are
+#: refused (see :func:`check_model_version`) rather than loaded into a model that would predict other blocks.
+MODEL_FILE_VERSION = 2
 
 
 class ElectronModelConfigError(ValueError):
@@ -294,16 +300,33 @@ class HedgeNetElectron(torch.nn.Module):
             pieces.append((f @ getattr(self, f"map_{z}_{z}")).reshape(-1))
         pos, cell = g.positions.to(dtype), g.cell.to(dtype)
         for grp in g.edge_groups:
-            r = grp.relation
             vec = pos[grp.j] + grp.shifts.to(dtype) @ cell - pos[grp.i]
-            sh = o3.spherical_harmonics(self.irreps_sh, vec, normalize=True, normalization="component")
-            basis = self.radial[r](torch.linalg.norm(vec, dim=1))
-            pair = torch.cat([x[grp.i], x[grp.j]], dim=1)
-            e = self.edge_gates[r](self.edge_lins[r](self.edge_convs[r](pair, sh, basis)))
-            f = self.edge_out[f"{r}_{grp.zi}_{grp.zj}"](e)
-            pieces.append((f @ getattr(self, f"map_{grp.zi}_{grp.zj}")).reshape(-1))
+            pieces.append(self._pair_blocks(x, grp, vec).reshape(-1))
         canon = torch.cat(pieces) if pieces else torch.zeros(0, dtype=dtype)
         return 0.5 * (canon[g.gather_a] + canon[g.gather_b])
+
+    def _pair_blocks(self, x: torch.Tensor, grp: EdgeGroup, vec: torch.Tensor) -> torch.Tensor:
+        """(E, n_i, n_j) blocks (eV) H_ij(R) = ½ [B_ij(R) + B_ji(−R)ᵀ] of the canonical edges i → j + R.
+
+        ``vec`` (E, 3) Å is r_j + R − r_i. Both directions go through the same readout (the reverse
+        one sees [x_j, x_i] and −vec, whose harmonics carry the (−1)^l parity), so the block does not
+        depend on which of the pair (i, j, R)/(j, i, −R) the graph calls canonical: the prediction is
+        equivariant under relabelling the atoms, and stays rotation-equivariant and exactly hermitian.
+        """
+        r, zi, zj, num = grp.relation, grp.zi, grp.zj, len(grp.i)
+        both = torch.cat([vec, -vec])
+        sh = o3.spherical_harmonics(self.irreps_sh, both, normalize=True, normalization="component")
+        basis = self.radial[r](torch.linalg.norm(vec, dim=1)).repeat(2, 1)
+        pair = torch.cat([torch.cat([x[grp.i], x[grp.j]], dim=1), torch.cat([x[grp.j], x[grp.i]], dim=1)])
+        e = self.edge_gates[r](self.edge_lins[r](self.edge_convs[r](pair, sh, basis)))
+        forward = self.edge_out[f"{r}_{zi}_{zj}"](e[:num]) @ getattr(self, f"map_{zi}_{zj}")
+        reverse = self.edge_out[f"{r}_{zj}_{zi}"](e[num:]) @ getattr(self, f"map_{zj}_{zi}")
+        n_i, n_j = self.block_size(zi), self.block_size(zj)
+        return 0.5 * (forward.reshape(num, n_i, n_j) + reverse.reshape(num, n_j, n_i).transpose(1, 2))
+
+    def block_size(self, z: int) -> int:
+        """Orbitals per atom of element ``z``."""
+        return sum(shell_size(l) for l in self.config.basis[z])
 
     def set_onsite_reference(self, hamiltonians) -> None:
         """Set the on-site shift of each element to the rotation-invariant part of its mean on-site block (eV).
@@ -387,6 +410,19 @@ def predict_hamiltonian(model: HedgeNetElectron, atoms: Atoms | HamiltonianR,
 
 
 # ---------------------------------------------------------------------------- files
+def check_model_version(version, path, kind: str) -> None:
+    """Raise :class:`ElectronModelFileError` unless ``version`` is :data:`MODEL_FILE_VERSION` (``kind``: in the message)."""
+    if version == MODEL_FILE_VERSION:
+        return
+    if version == 1:
+        raise ElectronModelFileError(
+            f"{path} is a version-1 HedgeNet-Electron {kind}, written before the off-site readout was made "
+            f"independent of the atom order; its weights were fitted to the old readout and would predict "
+            f"different blocks now: retrain the model with this version (file version {MODEL_FILE_VERSION})")
+    raise ElectronModelFileError(f"{path} has HedgeNet-Electron {kind} version {version}, "
+                                 f"this code reads version {MODEL_FILE_VERSION}")
+
+
 def save_model(model: HedgeNetElectron, path) -> None:
     """Write config + weights; the file loads with ``torch.load(weights_only=True)``."""
     torch.save({"format": MODEL_FILE_FORMAT, "version": MODEL_FILE_VERSION, "config": model.config.to_dict(),
@@ -404,9 +440,7 @@ def load_model(path) -> HedgeNetElectron:
                                      f"(corrupt or truncated?): {exc}") from exc
     if not isinstance(payload, dict) or payload.get("format") != MODEL_FILE_FORMAT:
         raise ElectronModelFileError(f"{path} is not a HedgeNet-Electron model file")
-    if payload.get("version") != MODEL_FILE_VERSION:
-        raise ElectronModelFileError(f"{path} has model file version {payload.get('version')}, "
-                                     f"this code reads version {MODEL_FILE_VERSION}")
+    check_model_version(payload.get("version"), path, "model file")
     try:
         config = HedgeNetElectronConfig.from_dict(payload["config"])
     except (TypeError, ValueError, KeyError) as exc:
