@@ -30,7 +30,7 @@ def test_demo_creates_profile_then_reuses_it(fresh_env, tmp_path):
     first = _run(args, fresh_env, tmp_path)
     assert first.returncode == 0, first.stderr[-3000:] + first.stdout[-3000:]
     assert "Creating AiiDA profile 'mlepi'" in first.stdout
-    rows = re.findall(r"^\s+(0\.0|300\.0)\s+4\s+([0-9.]+)\s+([0-9.]+)\s+(-?[0-9.]+)%", first.stdout, re.M)
+    rows = re.findall(r"^\s+(0\.0|300\.0)\s+4\s+([0-9.]+)\s+([0-9.]+)\s+([-+][0-9.]+) %", first.stdout, re.M)
     assert [r[0] for r in rows] == ["0.0", "300.0"]
     for _, mean, stderr, change in rows:
         assert 0.3 < float(mean) < 1.5  # 10^6 m/s: graphene's vF is ~0.8–1.0
@@ -55,3 +55,24 @@ def test_user_mistakes_give_one_clear_error(fresh_env, tmp_path):
     assert odd.returncode == 2 and "even number of samples" in odd.stderr and "Traceback" not in odd.stderr
     no_results = _run(["results"], fresh_env, tmp_path)
     assert no_results.returncode != 0 and "Traceback" not in no_results.stderr
+
+
+def test_tables_show_existing_sample_counts_and_signed_changes():
+    from aiida_mlepi.cli.tables import convergence_table, fermi_velocity_table, sample_checkpoints
+
+    assert sample_checkpoints(range(2, 17, 2)) == [2, 4, 8, 16]  # 8 antithetic pairs
+    assert sample_checkpoints(range(1, 21)) == [2, 4, 8, 16, 20]  # powers of 2 and the last n
+    assert sample_checkpoints([1]) == [1]
+    averages = [{"temperature_k": t, "running_n": list(range(1, n + 1)),
+                 "running_mean_m_per_s": [0.8e6 + 1e3 * k for k in range(n)]} for t, n in ((300.0, 6), (0.0, 4))]
+    header, row_0k, row_300k = convergence_table(averages).splitlines()
+    assert header.split() == ["T", "(K)", "n=2", "n=4", "n=6"]  # no empty columns up to n=500
+    assert row_0k.split() == ["0.0", "0.80100", "0.80300"]
+    assert row_300k.split() == ["300.0", "0.80100", "0.80300", "0.80500"]
+    summary = {"material": "AB-bilayer-graphene", "static_lattice_m_per_s": 0.8e6, "temperatures_k": [0.0, 300.0],
+               "n_samples": [4, 4], "mean_m_per_s": [0.804e6, 0.7896e6], "stderr_m_per_s": [1e3, None],
+               "relative_change": [0.005, -0.013]}
+    lines = fermi_velocity_table(summary).splitlines()
+    assert "0.80000 x 10^6 m/s" in lines[0]
+    assert lines[2].split() == ["0.0", "4", "0.80400", "0.00100", "+0.50", "%"]
+    assert lines[3].split() == ["300.0", "4", "0.78960", "n/a", "-1.30", "%"]
