@@ -30,6 +30,8 @@ def test_demo_creates_profile_then_reuses_it(fresh_env, tmp_path):
     first = _run(args, fresh_env, tmp_path)
     assert first.returncode == 0, first.stderr[-3000:] + first.stdout[-3000:]
     assert "Creating AiiDA profile 'mlepi'" in first.stdout
+    assert "\r" not in first.stdout + first.stderr and "\x1b[" not in first.stdout + first.stderr
+    assert "samples-300K: 4/4 (100 %) done" in first.stderr
     rows = re.findall(r"^\s+(0\.0|300\.0)\s+4\s+([0-9.]+)\s+([0-9.]+)\s+([-+][0-9.]+) %", first.stdout, re.M)
     assert [r[0] for r in rows] == ["0.0", "300.0"]
     for _, mean, stderr, change in rows:
@@ -76,3 +78,30 @@ def test_tables_show_existing_sample_counts_and_signed_changes():
     assert "0.80000 x 10^6 m/s" in lines[0]
     assert lines[2].split() == ["0.0", "4", "0.80400", "0.00100", "+0.50", "%"]
     assert lines[3].split() == ["300.0", "4", "0.78960", "n/a", "-1.30", "%"]
+
+
+def test_progress_without_terminal_is_plain_lines():
+    import io
+    import logging
+
+    from aiida_mlepi.cli.progress import ProgressBars
+
+    logger = logging.getLogger("mlepi-test-progress")
+    logger.setLevel(logging.INFO)
+    stream = io.StringIO()  # not a terminal
+    with ProgressBars(logger_name=logger.name, stream=stream):
+        for done in range(1, 21):
+            logger.info("[progress] samples-300K %d/20", done)
+        for done in range(1, 4):
+            logger.info("[progress] phonon-forces %d/3", done)
+        logger.info("not a progress line")
+    text = stream.getvalue()
+    assert "\r" not in text and "\x1b[" not in text
+    lines = text.splitlines()
+    # every 10 % of 20 steps (2, 4, …, 20), then each of 3 steps (33 %, 66 %, done)
+    assert [line.split()[1] for line in lines] == [f"{d}/20" for d in range(2, 21, 2)] + ["1/3", "2/3", "3/3"]
+    assert lines[9].endswith("(100 %) done") and lines[-1].endswith("(100 %) done")
+    bars = io.StringIO()
+    with ProgressBars(logger_name=logger.name, stream=bars, bars=True):
+        logger.info("[progress] samples-0K 1/2")
+    assert "\r" in bars.getvalue()  # the terminal mode does draw a bar
