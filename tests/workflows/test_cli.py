@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import pty
 import re
 import subprocess
 import sys
@@ -14,7 +16,9 @@ CLI = [sys.executable, "-m", "aiida_mlepi.cli"]
 
 
 def _run(args, env, cwd):
-    return subprocess.run(CLI + args, env=env, cwd=cwd, capture_output=True, text=True, timeout=600)
+    # stdin is not a terminal: nothing may wait for an answer
+    return subprocess.run(CLI + args, env=env, cwd=cwd, capture_output=True, text=True, timeout=600,
+                          stdin=subprocess.DEVNULL)
 
 
 @pytest.fixture
@@ -48,6 +52,10 @@ def test_demo_creates_profile_then_reuses_it(fresh_env, tmp_path):
     results = _run(["results", "--last", "2"], fresh_env, tmp_path)
     assert results.returncode == 0, results.stderr[-2000:]
     assert results.stdout.count("--- summary node") == 2
+    material = re.search(r"^material: (\S+)", results.stdout, re.M).group(1)
+    other = _run(["results", "--material", "graphite"], fresh_env, tmp_path)
+    assert other.returncode == 1 and "Traceback" not in other.stderr
+    assert f"no ⟨vF⟩(T) results for material 'graphite'; stored materials: {material}" in other.stderr
 
 
 def test_user_mistakes_give_one_clear_error(fresh_env, tmp_path):
@@ -105,3 +113,44 @@ def test_progress_without_terminal_is_plain_lines():
     with ProgressBars(logger_name=logger.name, stream=bars, bars=True):
         logger.info("[progress] samples-0K 1/2")
     assert "\r" in bars.getvalue()  # the terminal mode does draw a bar
+
+
+ENSURE_PROFILE = "from aiida_mlepi.cli.profile import ensure_profile; print('loaded', ensure_profile(%r).name)"
+
+
+def _profile_names(env) -> list[str]:
+    config = Path(env["AIIDA_PATH"]) / ".aiida" / "config.json"
+    return sorted(json.loads(config.read_text())["profiles"]) if config.exists() else []
+
+
+def test_only_the_default_profile_is_created_without_asking(fresh_env, tmp_path):
+    typo = _run(["-p", "TYPO", "demo"], fresh_env, tmp_path)
+    assert typo.returncode == 1 and "Traceback" not in typo.stderr
+    assert "AiiDA profile 'TYPO' does not exist and there is no profile yet" in typo.stderr
+    assert _profile_names(fresh_env) == []
+    default = subprocess.run([sys.executable, "-c", ENSURE_PROFILE % None], env=fresh_env, cwd=tmp_path,
+                             capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
+    assert default.returncode == 0, default.stderr[-2000:]
+    assert "Creating AiiDA profile 'mlepi'" in default.stdout and "loaded mlepi" in default.stdout
+
+    for args in (["-p", "TYPO", "demo"], ["-p", "TYPO", "results"]):
+        typo = _run(args, fresh_env, tmp_path)
+        assert typo.returncode == 1 and "Traceback" not in typo.stderr
+        assert "AiiDA profile 'TYPO' does not exist; existing profiles: mlepi" in typo.stderr
+    assert _profile_names(fresh_env) == ["mlepi"]
+    for args in (["results"], ["results", "--material", "graphite"]):  # an empty database
+        empty = _run(args, fresh_env, tmp_path)
+        assert empty.returncode == 1 and "no ⟨vF⟩(T) results stored yet" in empty.stderr
+
+    # at a terminal the user is asked; "n" keeps the error, "y" creates the profile
+    for answer, created in ((b"n\n", False), (b"y\n", True)):
+        leader, follower = pty.openpty()
+        proc = subprocess.Popen([sys.executable, "-c", ENSURE_PROFILE % "other"], env=fresh_env, cwd=tmp_path,
+                                stdin=follower, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        os.close(follower)
+        os.write(leader, answer)
+        out, err = proc.communicate(timeout=300)
+        os.close(leader)
+        assert "Create a new profile 'other'?" in out
+        assert (proc.returncode == 0) is created and ("loaded other" in out) is created, err[-2000:]
+    assert _profile_names(fresh_env) == ["mlepi", "other"]
