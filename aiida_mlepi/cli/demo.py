@@ -38,8 +38,8 @@ def _parse_temperatures(ctx, param, value: str) -> list[float]:
 def cmd_demo(ctx, supercell, temperatures, samples, seed, antithetic, output_dir):
     """Run phonons → MC sampling → H(R) → ⟨vF⟩(T) for AB bilayer graphene (reference engine).
 
-    Uses the profile given with -p, or the default profile, or creates a local 'mlepi' profile
-    (SQLite, no services needed). Every structure, Hamiltonian and observable is stored.
+    Uses the profile given with -p (it must exist), or the default profile, or, when there is no
+    profile at all, creates a local 'mlepi' profile (SQLite, no services needed). Every structure, Hamiltonian and observable is stored.
     """
     if antithetic and samples % 2:
         raise click.BadParameter(f"antithetic pairs need an even number of samples, got {samples}",

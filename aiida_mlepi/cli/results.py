@@ -13,23 +13,18 @@ from .root import cmd_root
 @click.pass_context
 def cmd_results(ctx, material, last):
     """Print the latest ⟨vF⟩(T) tables stored in the profile."""
-    from aiida.common.exceptions import ProfileConfigurationError
-    from aiida.manage.configuration import get_config, load_profile
-
     from aiida_mlepi.queries import fermi_velocity_summaries
 
+    from .profile import load_existing_profile
     from .tables import fermi_velocity_table
 
-    name = ctx.obj.get("mlepi_profile")
-    config = get_config(create=True)
-    if not config.profile_names:
-        raise click.ClickException("no AiiDA profile exists yet: run `aiida-mlepi demo` first")
-    try:
-        load_profile(name, allow_switch=True)
-    except ProfileConfigurationError as exception:
-        raise click.ClickException(str(exception)) from None
+    load_existing_profile(ctx.obj.get("mlepi_profile"))
     summaries = fermi_velocity_summaries(material=material, limit=last)
     if not summaries:
+        stored = sorted({node.get("material", "") for node in fermi_velocity_summaries()} - {""})
+        if material is not None and stored:
+            raise click.ClickException(f"no ⟨vF⟩(T) results for material {material!r}; "
+                                       f"stored materials: {', '.join(stored)}")
         raise click.ClickException("no ⟨vF⟩(T) results stored yet: run `aiida-mlepi demo` first")
     for node in summaries:
         click.echo(f"--- summary node {node.pk} ({node.ctime:%Y-%m-%d %H:%M})")

@@ -12,3 +12,6 @@ THZ_TO_EV = 4.135667696e-3  #: h·(1 THz) in eV
 
 #: group velocity (1/ħ)·dE/dk for E in eV and k in Å⁻¹, expressed in m/s (≈ 1.519e5)
 EV_ANGSTROM_TO_M_PER_S = ANGSTROM_M / HBAR_EV_S
+
+#: m/s per displayed unit of a Fermi velocity: every table and plot shows vF in 10⁶ m/s
+VELOCITY_DISPLAY_M_PER_S = 1.0e6

@@ -84,3 +84,14 @@ def test_plots_are_written(tmp_path):
         plot_fermi_velocity_vs_temperature(np.zeros((3, 2)), tmp_path / "bad.png")
     with pytest.raises(PlotInputError):
         plot_convergence([1.0], tmp_path / "bad2.png")
+
+
+def test_log_ticks_bracket_the_data_with_readable_labels():
+    from aiida_mlepi.core.plotting import _log_ticks, _tick_label
+
+    # stderr in 10^6 m/s from 4.5e-5 to 3.7e-3: 1-2-5 ticks from just below to just above
+    assert _log_ticks(4.5e-5, 3.7e-3) == pytest.approx([2e-5, 5e-5, 1e-4, 2e-4, 5e-4, 1e-3, 2e-3, 5e-3])
+    # one point (2 pairs) still gets a scale of two ticks around it; a value on a tick gets the next one
+    assert _log_ticks(9.24e-5, 9.24e-5) == pytest.approx([5e-5, 1e-4])
+    assert _log_ticks(2e-3, 2e-3) == pytest.approx([2e-3, 5e-3])
+    assert [_tick_label(t) for t in (5e-5, 0.002, 16.0, 100.0)] == ["0.00005", "0.002", "16", "100"]
