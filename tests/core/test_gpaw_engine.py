@@ -143,3 +143,15 @@ def test_orbital_convention_by_rotation(ab_result):
     swap[[1, 2]] = [2, 1]
     wrong = max(np.abs(got[e][0] - want[e][0][np.ix_(swap, swap)]).max() for e in got)
     assert wrong > 10 * h_error
+
+
+def test_gpaw_supercell_unfolds_to_the_primitive_bands(ab_result):
+    """A real non-orthogonal basis (GPAW dzp, S ≠ 1): the tiled 2×2 supercell unfolds onto the primitive
+    bands with weight 1 (to 1e−8 eV) and 0 elsewhere, and the weights sum to the 52 primitive bands."""
+    from aiida_mlepi.core.bands import repeat_hamiltonian
+    from tests.core.test_unfolding import GENERIC_K, assert_unfolds_to_primitive
+
+    atoms, result = ab_result
+    h = result.hamiltonian
+    assert h.s_values is not None
+    assert_unfolds_to_primitive(h, repeat_hamiltonian(h, 2, 2), atoms, GENERIC_K[:2])
