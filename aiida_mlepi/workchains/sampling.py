@@ -9,6 +9,8 @@ from aiida_mlepi.calculations.sampling import sample_configurations
 from aiida_mlepi.data.layered_structure import LayeredStructureData
 from aiida_mlepi.data.phonon_modes import PhononModesData
 
+from .resume import resumable_call
+
 
 class ThermalSamplingWorkChain(WorkChain):
     """Displace the supercell along its modes with ⟨v²⟩ = ħ/(2Mω)·coth(ħω/2k_BT); one node per sample."""
@@ -46,6 +48,7 @@ class ThermalSamplingWorkChain(WorkChain):
         return None
 
     def sample(self):
-        samples = sample_configurations(self.inputs.modes, self.inputs.temperature_k, self.inputs.n_samples,
-                                        self.inputs.seed, self.inputs.antithetic)
+        samples, _ = resumable_call(self, sample_configurations, "sample_configurations", self.inputs.modes,
+                                    self.inputs.temperature_k, self.inputs.n_samples, self.inputs.seed,
+                                    self.inputs.antithetic)
         self.out("samples", samples)
