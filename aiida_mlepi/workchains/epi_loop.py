@@ -16,6 +16,7 @@ from aiida_mlepi.calculations.electron import electron_model_problem
 from .common import FORCE_PROVIDERS, HAMILTONIAN_PROVIDERS, unsupported_elements
 from .observable import ObservableWorkChain
 from .phonons import PhononWorkChain, model_input_problem
+from .resume import resumable_call
 from .sampling import ThermalSamplingWorkChain
 
 DEFAULT_OBSERVABLE_SETTINGS = {"electrons_per_atom": 4.0, "k_radius_inv_angstrom": 0.05, "n_directions": 6}
@@ -173,8 +174,10 @@ class EpiLoopWorkChain(WorkChain):
         settings = self._observable_settings()
         # the static (undisplaced) lattice, the reference of the renormalisation
         supercell = self.ctx.phonons.outputs.supercell
-        hamiltonian = compute_engine_hamiltonian(supercell, self.inputs.engine_parameters)
-        self.ctx.static_lattice = compute_fermi_velocity(hamiltonian, settings)
+        hamiltonian, _ = resumable_call(self, compute_engine_hamiltonian, "static_hamiltonian", supercell,
+                                        self.inputs.engine_parameters)
+        self.ctx.static_lattice, _ = resumable_call(self, compute_fermi_velocity, "static_fermi_velocity",
+                                                    hamiltonian, settings)
         for temperature in self.ctx.temperatures:
             sampling = self.ctx[f"sampling_{temperature_key(temperature)}"]
             samples = {label: sampling.outputs.samples[label] for label in sampling.outputs.samples}
@@ -197,8 +200,9 @@ class EpiLoopWorkChain(WorkChain):
             temperature_key(t): self.ctx[f"observable_{temperature_key(t)}"].outputs.average
             for t in self.ctx.temperatures
         }
-        summary = summarize_fermi_velocity(self.ctx.static_lattice, **averages)
+        summary, _ = resumable_call(self, summarize_fermi_velocity, "summary", self.ctx.static_lattice, **averages)
         self.out("static_lattice", self.ctx.static_lattice)
         self.out("averages", averages)
         self.out("summary", summary)
-        self.out("plot", plot_fermi_velocity_summary(summary))
+        plot, _ = resumable_call(self, plot_fermi_velocity_summary, "plot", summary)
+        self.out("plot", plot)

@@ -1,9 +1,14 @@
-"""`PhononWorkChain`: force constants and supercell modes from a force provider (via phonopy)."""
+"""`PhononWorkChain`: force constants and supercell modes from a force provider (via phonopy).
+
+The reference forces run one displaced supercell per outline step, each call through
+:func:`~aiida_mlepi.workchains.resume.resumable_call`: a daemon stopped mid-stage neither recomputes the
+finished supercells nor leaves a process node active (see :mod:`aiida_mlepi.workchains.resume`).
+"""
 
 from __future__ import annotations
 
 from aiida import orm
-from aiida.engine import WorkChain
+from aiida.engine import WorkChain, if_, while_
 
 from aiida_mlepi.calculations.engine import compute_engine_forces
 from aiida_mlepi.calculations.model_forces import DEFAULT_BATCH_SIZE, PHONON_MODEL_KIND, compute_model_forces
@@ -13,6 +18,7 @@ from aiida_mlepi.data.model import TrainedModelData
 from aiida_mlepi.data.phonon_modes import PhononModesData
 
 from .common import FORCE_PROVIDERS, progress_message, unsupported_elements
+from .resume import resumable_call
 
 
 def model_input_problem(model: TrainedModelData | None, structure: LayeredStructureData) -> str | None:
@@ -52,7 +58,16 @@ class PhononWorkChain(WorkChain):
                    help="Parameters of the reference engine (defaults if empty).")
         spec.input("kpoints_mesh", valid_type=orm.List, default=lambda: orm.List([1, 1, 1]),
                    help="Γ-centred k mesh used for the forces of the supercell.")
-        spec.outline(cls.validate_inputs, cls.displace, cls.compute_forces, cls.collect)
+        spec.outline(
+            cls.validate_inputs,
+            cls.displace,
+            if_(cls.uses_model)(
+                cls.compute_forces_with_model,
+            ).else_(
+                while_(cls.has_next_supercell)(cls.compute_next_forces),
+            ),
+            cls.collect,
+        )
         spec.output("modes", valid_type=PhononModesData, help="Force constants and all supercell modes.")
         spec.output("supercell", valid_type=LayeredStructureData, help="The undisplaced supercell.")
         spec.exit_code(301, "ERROR_UNSUPPORTED_ELEMENT",
@@ -84,28 +99,40 @@ class PhononWorkChain(WorkChain):
         return None
 
     def displace(self):
-        result = generate_displacements(self.inputs.structure, self.inputs.supercell_matrix,
-                                        self.inputs.displacement_angstrom)
+        result, _ = resumable_call(self, generate_displacements, "generate_displacements", self.inputs.structure,
+                                   self.inputs.supercell_matrix, self.inputs.displacement_angstrom)
         self.ctx.phonopy_setup = result["phonopy_setup"]
         self.ctx.supercells = result["supercells"]
-
-    def compute_forces(self):
-        labels = sorted(self.ctx.supercells)
-        if self.inputs.force_provider.value == "hedgenet":  # one batched calcfunction, linked to the model
-            out = compute_model_forces(self.inputs.model, self.inputs.model_batch_size, **self.ctx.supercells)
-            self.ctx.forces = dict(out["forces"])
-            self.report(progress_message("phonon-forces", len(labels), len(labels), "(hedgenet)"))
-            return
+        self.ctx.pending = sorted(self.ctx.supercells)
         self.ctx.forces = {}
-        for n, label in enumerate(labels, start=1):
-            out = compute_engine_forces(self.ctx.supercells[label], self.inputs.engine_parameters,
-                                        self.inputs.kpoints_mesh)
-            self.ctx.forces[label] = out["forces"]
-            self.report(progress_message("phonon-forces", n, len(labels)))
+
+    def uses_model(self) -> bool:
+        return self.inputs.force_provider.value == "hedgenet"
+
+    def compute_forces_with_model(self):
+        """All displaced supercells in one batched calcfunction, linked to the model."""
+        out, _ = resumable_call(self, compute_model_forces, "model_forces", self.inputs.model,
+                                self.inputs.model_batch_size, **self.ctx.supercells)
+        self.ctx.forces = dict(out["forces"])
+        total = len(self.ctx.supercells)
+        self.report(progress_message("phonon-forces", total, total, "(hedgenet)"))
+
+    def has_next_supercell(self) -> bool:
+        return bool(self.ctx.pending)
+
+    def compute_next_forces(self):
+        """Reference forces of one displaced supercell per step (checkpointed)."""
+        label, *self.ctx.pending = self.ctx.pending
+        out, _ = resumable_call(self, compute_engine_forces, f"forces_{label}", self.ctx.supercells[label],
+                                self.inputs.engine_parameters, self.inputs.kpoints_mesh)
+        self.ctx.forces[label] = out["forces"]
+        total = len(self.ctx.supercells)
+        self.report(progress_message("phonon-forces", total - len(self.ctx.pending), total))
 
     def collect(self):
         material = orm.Str(self.inputs.structure.material or "")
-        result = collect_supercell_modes(self.ctx.phonopy_setup, material, **self.ctx.forces)
+        result, _ = resumable_call(self, collect_supercell_modes, "collect_supercell_modes", self.ctx.phonopy_setup,
+                                   material, **self.ctx.forces)
         self.out("modes", result["modes"])
         self.out("supercell", result["supercell"])
         count = result["modes"].base.attributes.get("num_imaginary")

@@ -10,6 +10,8 @@ from aiida_mlepi.calculations.sampling import SAMPLERS, sample_configurations, s
 from aiida_mlepi.data.layered_structure import LayeredStructureData
 from aiida_mlepi.data.phonon_modes import PhononModesData
 
+from .resume import resumable_call
+
 
 class ThermalSamplingWorkChain(WorkChain):
     """Displace the supercell along its modes with ⟨v²⟩ = ħ/(2Mω)·coth(ħω/2k_BT); one node per configuration.
@@ -64,8 +66,10 @@ class ThermalSamplingWorkChain(WorkChain):
 
     def sample(self):
         if self.inputs.sampler.value == "zg":
-            samples = special_configurations(self.inputs.modes, self.inputs.temperature_k, self.inputs.antithetic)
+            samples, _ = resumable_call(self, special_configurations, "special_configurations", self.inputs.modes,
+                                        self.inputs.temperature_k, self.inputs.antithetic)
         else:
-            samples = sample_configurations(self.inputs.modes, self.inputs.temperature_k, self.inputs.n_samples,
-                                            self.inputs.seed, self.inputs.antithetic)
+            samples, _ = resumable_call(self, sample_configurations, "sample_configurations", self.inputs.modes,
+                                        self.inputs.temperature_k, self.inputs.n_samples, self.inputs.seed,
+                                        self.inputs.antithetic)
         self.out("samples", samples)

@@ -82,7 +82,7 @@ def running_daemon(production_profile, monkeypatch):
     try:
         yield client
     finally:
-        client.stop_daemon(wait=True)
+        client.stop_daemon(wait=True, timeout=120)  # stopping a worker under load can take longer than the 2 s default
 
 
 def test_epi_loop_through_daemon_on_postgres_rabbitmq(running_daemon, production_profile):
