@@ -83,7 +83,8 @@ class EpiLoopWorkChain(WorkChain):
         spec.exit_code(304, "ERROR_INVALID_SAMPLE_COUNT", message="{reason}")
         spec.exit_code(401, "ERROR_PHONONS_FAILED", message="The phonon stage failed: {message}")
         spec.exit_code(402, "ERROR_SAMPLING_FAILED", message="The sampling stage failed at {temperature} K: {message}")
-        spec.exit_code(403, "ERROR_OBSERVABLE_FAILED", message="The observable stage failed at {temperature} K: {message}")
+        spec.exit_code(403, "ERROR_OBSERVABLE_FAILED",
+                       message="The observable stage failed at {temperature} K: {message}")
 
     # ------------------------------------------------------------------ validation
     def validate_inputs(self):

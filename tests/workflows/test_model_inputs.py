@@ -1,4 +1,5 @@
-"""Model inputs are checked at input validation (exit 302, before any stage runs); failed stages name the child's reason."""
+"""Model inputs are checked at input validation (exit 302, before any stage runs); a failed stage names
+the child's reason."""
 
 from __future__ import annotations
 
