@@ -14,12 +14,13 @@ MODEL_KIND = "hedgenet-electron"
 
 
 def electron_model_problem(model: TrainedModelData | None) -> str | None:
-    """Why ``model`` cannot give H(R) (missing, wrong kind), or None."""
+    """Why ``model`` cannot give H(R) (missing, wrong kind, unreadable or mislabelled file), or None."""
     if model is None:
         return "hamiltonian_provider 'hedgenet' needs the input `hamiltonian_model` (a trained HedgeNet-Electron)"
     if model.model_kind != MODEL_KIND:
         return f"hamiltonian_model is a {model.model_kind!r} model, not a {MODEL_KIND!r} one"
-    return None
+    problem = model.file_problem(MODEL_KIND)
+    return f"hamiltonian_model: {problem}" if problem else None
 
 
 @calcfunction

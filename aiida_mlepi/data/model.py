@@ -53,6 +53,20 @@ class TrainedModelData(orm.SinglefileData):
     def atomic_numbers(self) -> list[int]:
         return list(self.base.attributes.get("atomic_numbers", []))
 
+    def file_problem(self, expected_kind: str) -> str | None:
+        """Why the stored file is not a readable ``expected_kind`` model (truncated, garbage, another
+        network's file, unreadable version), or None. Reads the file header only (milliseconds), so a
+        WorkChain can check its model inputs before any stage runs."""
+        from aiida_mlepi.core.io.model_file import ModelFileReadError, check_model_file
+
+        name = f"the file {self.filename!r} of TrainedModelData<{self.pk}>"
+        try:
+            with self.as_path() as path:
+                check_model_file(path, expected_kind, name=name)
+        except (ModelFileReadError, OSError) as exc:
+            return str(exc)
+        return None
+
     def load_model(self):
         """The model object (e.g. :class:`~aiida_mlepi.core.ml.HedgeNetPhonon`), in eval mode."""
         loader = _resolve_loader(self.base.attributes.get("loader", ""))

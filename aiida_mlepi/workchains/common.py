@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from aiida_mlepi.core.engine import SUPPORTED_ELEMENTS
 from aiida_mlepi.data.layered_structure import LayeredStructureData
 
@@ -11,9 +13,40 @@ FORCE_PROVIDERS = ("reference", "hedgenet")
 HAMILTONIAN_PROVIDERS = ("reference", "hedgenet")
 
 
+def structure_elements(structure: LayeredStructureData) -> set[str]:
+    """Chemical symbols of ``structure``'s sites, from its kinds' symbols (not the kind names: kinds
+    named ``C1`` and ``C2`` are both carbon)."""
+    return set(structure.get_symbols_set())
+
+
 def unsupported_elements(structure: LayeredStructureData) -> list[str]:
-    """Elements of ``structure`` the reference engine has no parameters for (sorted)."""
-    return sorted(set(structure.get_kind_names()) - set(SUPPORTED_ELEMENTS))
+    """Elements (chemical symbols) of ``structure`` the reference engine has no parameters for (sorted)."""
+    return sorted(structure_elements(structure) - set(SUPPORTED_ELEMENTS))
+
+
+def temperatures_problem(values: list) -> str | None:
+    """Why ``values`` is not a usable list of temperatures (K) for the ``temperatures_k`` input, or None.
+
+    Every entry must be a finite int or float (a string such as ``'300'`` or a bool is rejected, naming
+    it); the list must not be empty. Negative values are left to the caller's own exit code."""
+    if not values:
+        return "temperatures_k is empty: at least one temperature (K) is needed"
+    for value in values:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            return f"temperatures_k must be finite numbers (K), got {value!r} in {list(values)!r}"
+    return None
+
+
+def child_failure(node) -> str:
+    """Why the child process ``node`` did not finish ok, for the parent's exit message: its label and pk,
+    exit status and exit message (or, for an excepted/killed child, its state and exception's last line)."""
+    head = f"{node.process_label}<{node.pk}>"
+    if node.is_finished:
+        return f"{head} exit status {node.exit_status}: {node.exit_message or 'no exit message, see its report'}"
+    exception = (node.exception or "").strip().splitlines()
+    detail = f": {exception[-1]}" if exception else ""
+    state = node.process_state.value if node.process_state is not None else "unknown state"
+    return f"{head} {state}{detail} (see `verdi process report {node.pk}`)"
 
 
 def progress_message(stage: str, done: int, total: int, detail: str = "") -> str:

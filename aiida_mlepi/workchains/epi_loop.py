@@ -13,7 +13,8 @@ from aiida_mlepi.data.layered_structure import LayeredStructureData
 from aiida_mlepi.data.model import TrainedModelData
 from aiida_mlepi.calculations.electron import electron_model_problem
 
-from .common import FORCE_PROVIDERS, HAMILTONIAN_PROVIDERS, unsupported_elements
+from .common import (FORCE_PROVIDERS, HAMILTONIAN_PROVIDERS, child_failure, temperatures_problem,
+                     unsupported_elements)
 from .observable import ObservableWorkChain
 from .phonons import PhononWorkChain, model_input_problem
 from .resume import resumable_call
@@ -83,7 +84,8 @@ class EpiLoopWorkChain(WorkChain):
         spec.exit_code(304, "ERROR_INVALID_SAMPLE_COUNT", message="{reason}")
         spec.exit_code(401, "ERROR_PHONONS_FAILED", message="The phonon stage failed: {message}")
         spec.exit_code(402, "ERROR_SAMPLING_FAILED", message="The sampling stage failed at {temperature} K: {message}")
-        spec.exit_code(403, "ERROR_OBSERVABLE_FAILED", message="The observable stage failed at {temperature} K.")
+        spec.exit_code(403, "ERROR_OBSERVABLE_FAILED",
+                       message="The observable stage failed at {temperature} K: {message}")
 
     # ------------------------------------------------------------------ validation
     def validate_inputs(self):
@@ -93,8 +95,11 @@ class EpiLoopWorkChain(WorkChain):
         missing = unsupported_elements(structure)
         if missing:
             return self.exit_codes.ERROR_UNSUPPORTED_ELEMENT.format(elements=", ".join(missing))
+        problem = temperatures_problem(self.inputs.temperatures_k.get_list())
+        if problem:
+            return self.exit_codes.ERROR_INVALID_INPUT.format(reason=problem)
         temperatures = [float(t) for t in self.inputs.temperatures_k.get_list()]
-        if not temperatures or min(temperatures) < 0:
+        if min(temperatures) < 0:
             return self.exit_codes.ERROR_NEGATIVE_TEMPERATURE.format(values=temperatures)
         n = self.inputs.n_samples.value
         if n < 1 or (self.inputs.antithetic.value and n % 2):
@@ -142,7 +147,7 @@ class EpiLoopWorkChain(WorkChain):
     def inspect_phonons(self):
         phonons = self.ctx.phonons
         if not phonons.is_finished_ok:
-            return self.exit_codes.ERROR_PHONONS_FAILED.format(message=phonons.exit_message or "see its report")
+            return self.exit_codes.ERROR_PHONONS_FAILED.format(message=child_failure(phonons))
         self.out("modes", phonons.outputs.modes)
         return None
 
@@ -159,7 +164,7 @@ class EpiLoopWorkChain(WorkChain):
             node = self.ctx[f"sampling_{temperature_key(temperature)}"]
             if not node.is_finished_ok:
                 return self.exit_codes.ERROR_SAMPLING_FAILED.format(
-                    temperature=temperature, message=node.exit_message or "see its report")
+                    temperature=temperature, message=child_failure(node))
         return None
 
     # ------------------------------------------------------------------ observables
@@ -192,7 +197,8 @@ class EpiLoopWorkChain(WorkChain):
         for temperature in self.ctx.temperatures:
             node = self.ctx[f"observable_{temperature_key(temperature)}"]
             if not node.is_finished_ok:
-                return self.exit_codes.ERROR_OBSERVABLE_FAILED.format(temperature=temperature)
+                return self.exit_codes.ERROR_OBSERVABLE_FAILED.format(temperature=temperature,
+                                                                      message=child_failure(node))
         return None
 
     def summarize(self):

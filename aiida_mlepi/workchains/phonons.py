@@ -17,7 +17,7 @@ from aiida_mlepi.data.layered_structure import LayeredStructureData
 from aiida_mlepi.data.model import TrainedModelData
 from aiida_mlepi.data.phonon_modes import PhononModesData
 
-from .common import FORCE_PROVIDERS, progress_message, unsupported_elements
+from .common import FORCE_PROVIDERS, progress_message, structure_elements, unsupported_elements
 from .resume import resumable_call
 
 
@@ -27,10 +27,13 @@ def model_input_problem(model: TrainedModelData | None, structure: LayeredStruct
         return "force_provider 'hedgenet' needs a trained model: pass the input `model` (TrainedModelData)"
     if model.model_kind != PHONON_MODEL_KIND:
         return f"the model is a {model.model_kind!r} model; force_provider 'hedgenet' needs {PHONON_MODEL_KIND!r}"
+    problem = model.file_problem(PHONON_MODEL_KIND)
+    if problem:
+        return f"`model`: {problem}"
     from ase.data import chemical_symbols
 
     known = {chemical_symbols[z] for z in model.atomic_numbers}
-    missing = sorted(set(structure.get_kind_names()) - known) if known else []
+    missing = sorted(structure_elements(structure) - known) if known else []
     if missing:
         return f"the model was not trained on the element(s) {', '.join(missing)}"
     return None

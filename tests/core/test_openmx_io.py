@@ -24,6 +24,7 @@ from aiida_mlepi.core.io.openmx_out import (
     read_openmx_out,
 )
 from aiida_mlepi.core.io.scfout import (
+    LINE_SIZE,
     ScfoutData,
     ScfoutFormatError,
     hamiltonian_to_scfout,
@@ -153,7 +154,7 @@ def _random_scfout(spinp: int, rng: np.random.Generator) -> ScfoutData:
         hks=np.stack([flat * (1 + 0.1 * s) for s in range(nspin)]), olp=rng.normal(size=m),
         olp_r=rng.normal(size=(3, 2, m)), olp_p=rng.normal(size=(3, m)), dm=rng.normal(size=(nspin, m)),
         idm=rng.normal(size=(2, m)), ihks=rng.normal(size=(3, m)) if spinp == 3 else None,
-        solver=3, chemical_potential_hartree=-0.15, electronic_temperature_hartree=300 * 8.617e-5 / 27.2113845,
+        solver=3, chemical_potential_hartree=-0.15, electronic_temperature_k=300.0,
         dipole_moment_core=np.array([1.0, 2.0, 3.0]), dipole_moment_background=np.zeros(3),
         valence_electrons=10.0, total_spin_s=0.5 * spinp,
         input_lines=["<Definition.of.Atomic.Species\n", " C  C6.0-s1p1  C_PBE19\n", " Mo Mo7.0-s2p1d1 Mo_PBE19\n",
@@ -178,8 +179,8 @@ def test_scfout_write_read_identical(tmp_path, spinp):
         np.testing.assert_array_equal(back.ihks, data.ihks)
     else:
         assert back.ihks is None
-    assert (back.solver, back.chemical_potential_hartree, back.valence_electrons, back.total_spin_s) == (
-        3, -0.15, 10.0, 0.5 * spinp)
+    assert (back.solver, back.chemical_potential_hartree, back.electronic_temperature_k, back.valence_electrons,
+            back.total_spin_s) == (3, -0.15, 300.0, 10.0, 0.5 * spinp)
     assert back.input_lines == data.input_lines and back.appended_text == data.appended_text
 
 
@@ -198,6 +199,20 @@ def test_scfout_to_hamiltonian_units_and_hermiticity(tmp_path, spinp):
     # H(k) is hermitian at a generic k
     hk = h.hk(np.array([0.3, -0.2, 0.0])).toarray()
     assert np.abs(hk - hk.conj().T).max() < 1e-12
+
+
+def test_scfout_electronic_temperature_is_stored_in_kelvin(tmp_path):
+    """OpenMX 3.9 keeps E_Temp = T/eV2Hartree and SCF2File.c writes E_Temp*eV2Hartree: the double after
+    ChemP is T in K (300.0 for the default scf.ElectronicTemperature 300), not k_B*T in Hartree."""
+    data = _random_scfout(0, np.random.default_rng(0))
+    raw = write_scfout(data, tmp_path / "x.scfout").read_bytes()
+    # the file ends with: 10 doubles (ChemP, E_Temp, ...), num_lines, the 256-byte lines, the appended text
+    tail = 4 + LINE_SIZE * len(data.input_lines) + len(data.appended_text.encode())
+    chemp, e_temp = np.frombuffer(raw[len(raw) - tail - 80:len(raw) - tail - 64], dtype="<f8")
+    assert (chemp, e_temp) == (-0.15, 300.0)
+    back = read_scfout(tmp_path / "x.scfout")
+    assert back.electronic_temperature_k == 300.0
+    assert scfout_to_hamiltonian(back).metadata["electronic_temperature_K"] == 300.0
 
 
 def test_scfout_truncated_and_wrong_version(tmp_path):
@@ -234,8 +249,12 @@ def test_scfout_from_real_mote2_hamiltonian_round_trip(tmp_path):
 
     ref = read_deeph_legacy(shared_fixture("deeph", "legacy", "MoTe2"))
     folder = shared_fixture("openmx", "MoTe2")
-    data = hamiltonian_to_scfout(ref, input_lines=(folder / "openmx_in.dat").read_text().splitlines(keepends=True),
-                                 chemical_potential_ev=ref.metadata["fermi_energy_eV"], rng=np.random.default_rng(0))
+    input_text = (folder / "openmx_in.dat").read_text()
+    temperature_k = float(parse_openmx_keywords(input_text).get("scf.ElectronicTemperature"))
+    assert temperature_k == 300.0  # the real run's scf.ElectronicTemperature (K)
+    data = hamiltonian_to_scfout(ref, input_lines=input_text.splitlines(keepends=True),
+                                 chemical_potential_ev=ref.metadata["fermi_energy_eV"],
+                                 electronic_temperature_k=temperature_k, rng=np.random.default_rng(0))
     data.appended_text = (folder / "openmx.out").read_text()
     h = scfout_to_hamiltonian(read_scfout(write_scfout(data, tmp_path / "openmx.scfout")))
     assert isinstance(h, HamiltonianR)
@@ -248,5 +267,6 @@ def test_scfout_from_real_mote2_hamiltonian_round_trip(tmp_path):
         np.testing.assert_allclose(h.block(n), ref.block(index[tuple(e)]), rtol=1e-13, atol=1e-13)
         np.testing.assert_array_equal(h.block(n, "S"), ref.block(index[tuple(e)], "S"))
     assert h.metadata["fermi_energy_eV"] == pytest.approx(ref.metadata["fermi_energy_eV"], abs=1e-12)
+    assert h.metadata["electronic_temperature_K"] == 300.0
     out = parse_openmx_out(read_scfout(tmp_path / "openmx.scfout").appended_text)
     assert out.chemical_potential_ev == pytest.approx(h.metadata["fermi_energy_eV"], abs=1e-6)

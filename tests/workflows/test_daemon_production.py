@@ -8,13 +8,18 @@ from __future__ import annotations
 
 import os
 import secrets
+import signal
 import socket
 import sys
 import time
+import warnings
 
 import pytest
 
 SERVICES = {"PostgreSQL": ("127.0.0.1", 5432), "RabbitMQ": ("127.0.0.1", 5672)}
+#: `daemon.timeout` of the test profile (s): circus answers slowly on a loaded 2-core CI machine (default 2 s)
+DAEMON_TIMEOUT_S = 120
+STOP_ATTEMPTS = 3
 
 
 def _port_open(host: str, port: int) -> bool:
@@ -65,11 +70,54 @@ def production_profile(postgres_database, aiida_config_tmp, aiida_profile_factor
         yield profile
 
 
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _wait_gone(pid: int, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while _pid_alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    return not _pid_alive(pid)
+
+
+def stop_daemon_robustly(client) -> None:
+    """Stop the daemon of ``client`` without failing on a slow answer: retry ``stop_daemon``, then end the
+    circus process this test started (SIGTERM, then SIGKILL) by its pid. Warns, never raises, for a slow
+    stop; fails only if the daemon is still running afterwards."""
+    from aiida.engine.daemon.client import DaemonException
+
+    pid = client.get_daemon_pid()
+    for attempt in range(1, STOP_ATTEMPTS + 1):
+        try:
+            client.stop_daemon(wait=True, timeout=DAEMON_TIMEOUT_S)
+            break
+        except DaemonException as exc:  # DaemonTimeoutException (circus.exc.CallError: Timed out) included
+            warnings.warn(f"daemon stop attempt {attempt}/{STOP_ATTEMPTS} failed: {exc}", stacklevel=1)
+            if pid is None or not _pid_alive(pid):
+                break
+    if pid is not None and not _wait_gone(pid, DAEMON_TIMEOUT_S / 4):
+        warnings.warn(f"the daemon (circus pid {pid}) did not stop: sending SIGTERM", stacklevel=1)
+        os.kill(pid, signal.SIGTERM)
+        if not _wait_gone(pid, DAEMON_TIMEOUT_S / 2):
+            os.kill(pid, signal.SIGKILL)
+            _wait_gone(pid, 10)
+    assert pid is None or not _pid_alive(pid), f"the daemon (circus pid {pid}) is still running"
+
+
 @pytest.fixture
-def running_daemon(production_profile, monkeypatch):
-    """One daemon worker for the production profile; the daemon needs `verdi` (of this venv) on PATH."""
+def running_daemon(production_profile, aiida_config_tmp, monkeypatch):
+    """One daemon worker for the production profile (``daemon.timeout`` raised to DAEMON_TIMEOUT_S for a
+    loaded machine); the daemon needs `verdi` (of this venv) on PATH."""
     from aiida.engine.daemon import client as daemon_client
     from aiida.engine.daemon.client import get_daemon_client
+    from aiida.manage.configuration import get_config
 
     bin_dir = os.path.dirname(sys.executable)
     monkeypatch.setenv("PATH", bin_dir + os.pathsep + os.environ.get("PATH", ""))
@@ -77,12 +125,15 @@ def running_daemon(production_profile, monkeypatch):
     verdi = os.path.join(bin_dir, "verdi")
     if os.path.exists(verdi):
         monkeypatch.setattr(daemon_client, "VERDI_BIN", verdi)
+    aiida_config_tmp.set_option("daemon.timeout", DAEMON_TIMEOUT_S, scope=production_profile.name)
+    aiida_config_tmp.store()
     client = get_daemon_client(production_profile.name)
-    client.start_daemon(number_workers=1)
+    assert get_config().get_option("daemon.timeout", scope=production_profile.name) == DAEMON_TIMEOUT_S
+    client.start_daemon(number_workers=1, timeout=DAEMON_TIMEOUT_S)
     try:
         yield client
     finally:
-        client.stop_daemon(wait=True, timeout=120)  # stopping a worker under load can take longer than the 2 s default
+        stop_daemon_robustly(client)
 
 
 def test_epi_loop_through_daemon_on_postgres_rabbitmq(running_daemon, production_profile):

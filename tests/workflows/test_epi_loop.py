@@ -104,3 +104,41 @@ def test_negative_temperature_fails_with_named_exit_code(relaxed_ab_bilayer):
     node = _run_expecting(EpiLoopWorkChain.exit_codes.ERROR_NEGATIVE_TEMPERATURE.status,
                           structure=relaxed_ab_bilayer, temperatures_k=orm.List([300.0, -5.0]))
     assert "-5.0" in node.exit_message
+
+
+def _with_kind_names(structure: LayeredStructureData, material: str, first_symbol: str | None = None):
+    """The same sites with ASE tags 1, 2, 1, 2, … → AiiDA kinds named e.g. C1, C2 (both carbon)."""
+    atoms = structure.get_ase()
+    atoms.set_tags([1 + (n % 2) for n in range(len(atoms))])
+    if first_symbol:
+        atoms.symbols[0] = first_symbol
+    return LayeredStructureData.from_ase(atoms, material=material)
+
+
+def test_kinds_named_c1_c2_are_carbon(relaxed_ab_bilayer):
+    structure = _with_kind_names(relaxed_ab_bilayer, "AB-kinds")
+    assert structure.get_kind_names() == ["C1", "C2"]
+    # the element check passes: validation goes on to the sample count (odd with antithetic pairs → 304)
+    node = _run_expecting(EpiLoopWorkChain.exit_codes.ERROR_INVALID_SAMPLE_COUNT.status, structure=structure,
+                          n_samples=orm.Int(3))
+    assert "got 3" in node.exit_message
+
+
+def test_unsupported_element_named_by_symbol_not_kind_name(relaxed_ab_bilayer):
+    structure = _with_kind_names(relaxed_ab_bilayer, "Mo-doped-kinds", first_symbol="Mo")
+    assert "Mo1" in structure.get_kind_names()
+    node = _run_expecting(EpiLoopWorkChain.exit_codes.ERROR_UNSUPPORTED_ELEMENT.status, structure=structure)
+    assert node.exit_message == "The reference engine has no parameters for the element(s) Mo."
+
+
+@pytest.mark.parametrize("values, bad", [(["abc"], "'abc'"), ([300.0, "300"], "'300'"), ([0.0, True], "True")])
+def test_non_numeric_temperature_is_exit_302_naming_it(relaxed_ab_bilayer, values, bad):
+    node = _run_expecting(EpiLoopWorkChain.exit_codes.ERROR_INVALID_INPUT.status, structure=relaxed_ab_bilayer,
+                          temperatures_k=orm.List(values))
+    assert f"temperatures_k must be finite numbers (K), got {bad}" in node.exit_message
+
+
+def test_empty_temperature_list_asks_for_one(relaxed_ab_bilayer):
+    node = _run_expecting(EpiLoopWorkChain.exit_codes.ERROR_INVALID_INPUT.status, structure=relaxed_ab_bilayer,
+                          temperatures_k=orm.List([]))
+    assert "at least one temperature" in node.exit_message

@@ -22,8 +22,10 @@ numbers in the machine's native byte order, ``int`` = int32, ``double`` = float6
     double DM[SpinP_switch+1][blocks]           density matrix
     double iDM[2][blocks]                       imaginary density matrix (always two)
     int    Solver
-    double ChemP (Hartree), E_Temp (Hartree), dipole_moment_core[3], dipole_moment_background[3],
+    double ChemP (Hartree), E_Temp (K), dipole_moment_core[3], dipole_moment_background[3],
            Valence_Electrons, Total_SpinS
+           (OpenMX keeps E_Temp = T/eV2Hartree internally and writes E_Temp*eV2Hartree: the
+           electronic temperature in Kelvin, e.g. 300.0 for scf.ElectronicTemperature 300)
     int    num_lines;  char line[num_lines][256]   the input file, NUL-padded lines
     (anything after that: DeepH's workflow appends the ``.out`` text with ``cat``)
 
@@ -91,7 +93,7 @@ class ScfoutData:
     ihks: np.ndarray | None = None  #: (3, M) Hartree, only for SpinP_switch == 3
     solver: int = 3
     chemical_potential_hartree: float = 0.0
-    electronic_temperature_hartree: float = 0.0
+    electronic_temperature_k: float = 300.0  #: scf.ElectronicTemperature, K (OpenMX's default 300)
     dipole_moment_core: np.ndarray = field(default_factory=lambda: np.zeros(3))
     dipole_moment_background: np.ndarray = field(default_factory=lambda: np.zeros(3))
     valence_electrons: float = 0.0
@@ -246,7 +248,7 @@ def read_scfout(path: str | Path) -> ScfoutData:
     return ScfoutData(
         spinp_switch=spinp, atv=atv, atv_ijk=atv_ijk, total_num_orbs=total_num_orbs, natn=natn, ncn=ncn,
         tv=tv, rtv=rtv, gxyz=gxyz, hks=hks, ihks=ihks, olp=olp, olp_r=olp_r, olp_p=olp_p, dm=dm, idm=idm,
-        solver=solver, chemical_potential_hartree=float(d[0]), electronic_temperature_hartree=float(d[1]),
+        solver=solver, chemical_potential_hartree=float(d[0]), electronic_temperature_k=float(d[1]),
         dipole_moment_core=d[2:5].copy(), dipole_moment_background=d[5:8].copy(), valence_electrons=float(d[8]),
         total_spin_s=float(d[9]), input_lines=lines, appended_text=appended, catomnum=catomnum,
         latomnum=latomnum, ratomnum=ratomnum, version=version,
@@ -291,7 +293,7 @@ def write_scfout(data: ScfoutData, path: str | Path, *, byteorder: str = "<") ->
         np.asarray(data.dm, dtype=f8).tobytes(),
         np.asarray(data.idm, dtype=f8).tobytes(),
         np.array([data.solver], dtype=i4).tobytes(),
-        np.array([data.chemical_potential_hartree, data.electronic_temperature_hartree,
+        np.array([data.chemical_potential_hartree, data.electronic_temperature_k,
                   *data.dipole_moment_core, *data.dipole_moment_background,
                   data.valence_electrons, data.total_spin_s], dtype=f8).tobytes(),
         np.array([len(data.input_lines)], dtype=i4).tobytes(),
@@ -363,6 +365,7 @@ def scfout_to_hamiltonian(
     metadata = {
         "source": "openmx-scfout",
         "fermi_energy_eV": data.chemical_potential_hartree * OPENMX_HARTREE_EV,
+        "electronic_temperature_K": data.electronic_temperature_k,
         "spin": int(spin),
         "spinp_switch": int(data.spinp_switch),
     }
@@ -384,6 +387,7 @@ def hamiltonian_to_scfout(
     *,
     input_lines: list[str] | None = None,
     chemical_potential_ev: float = 0.0,
+    electronic_temperature_k: float = 300.0,
     rng: np.random.Generator | None = None,
 ) -> ScfoutData:
     """Build :class:`ScfoutData` (SpinP_switch 0) from H(R)/S(R); the inverse of
@@ -429,6 +433,7 @@ def hamiltonian_to_scfout(
         dm=extra(1, m),
         idm=extra(2, m),
         chemical_potential_hartree=chemical_potential_ev / OPENMX_HARTREE_EV,
+        electronic_temperature_k=float(electronic_temperature_k),
         input_lines=list(input_lines or []),
         catomnum=len(h),
     )

@@ -50,22 +50,20 @@ from ..hamiltonian import HamiltonianR, shell_size  # noqa: E402
 from .electron_blocks import block_map, pair_irreps  # noqa: E402
 from .electron_graph import (EdgeGroup, ElectronGraph, block_edges, build_electron_graph,  # noqa: E402
                              empty_hamiltonian)
+from aiida_mlepi.core.io.model_file import ELECTRON_MODEL_FILE, ElectronModelFileError  # noqa: E402,F401
+
 from .relations import EdgeRelations  # noqa: E402
 
 _DTYPES = {"float32": torch.float32, "float64": torch.float64}
-MODEL_FILE_FORMAT = "aiida-mlepi/hedgenet-electron"
+MODEL_FILE_FORMAT = ELECTRON_MODEL_FILE.name
 #: 2: off-site blocks from the readout of both directions, ½ [B_ij(R) + B_ji(−R)ᵀ] (independent of the atom
 #: order). Version-1 weights have the same shapes but were fitted to the one-direction readout, so they are
 #: refused (see :func:`check_model_version`) rather than loaded into a model that would predict other blocks.
-MODEL_FILE_VERSION = 2
+MODEL_FILE_VERSION = ELECTRON_MODEL_FILE.version
 
 
 class ElectronModelConfigError(ValueError):
     """The model configuration is invalid."""
-
-
-class ElectronModelFileError(ValueError):
-    """A model file is corrupt, not a HedgeNet-Electron file, or its weights do not fit its config."""
 
 
 @dataclass
@@ -425,31 +423,9 @@ def check_model_version(version, path, kind: str) -> None:
 
 def save_model(model: HedgeNetElectron, path) -> None:
     """Write config + weights; the file loads with ``torch.load(weights_only=True)``."""
-    torch.save({"format": MODEL_FILE_FORMAT, "version": MODEL_FILE_VERSION, "config": model.config.to_dict(),
-                "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()}}, path)
+    ELECTRON_MODEL_FILE.save(model, path)
 
 
 def load_model(path) -> HedgeNetElectron:
     """Read a model written by :func:`save_model` (raises :class:`ElectronModelFileError`)."""
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise
-    except Exception as exc:  # torch raises many types for a damaged file
-        raise ElectronModelFileError(f"{path} is not a readable HedgeNet-Electron model file "
-                                     f"(corrupt or truncated?): {exc}") from exc
-    if not isinstance(payload, dict) or payload.get("format") != MODEL_FILE_FORMAT:
-        raise ElectronModelFileError(f"{path} is not a HedgeNet-Electron model file")
-    check_model_version(payload.get("version"), path, "model file")
-    try:
-        config = HedgeNetElectronConfig.from_dict(payload["config"])
-    except (TypeError, ValueError, KeyError) as exc:
-        raise ElectronModelFileError(f"{path} has an invalid model config: {exc}") from exc
-    model = HedgeNetElectron(config)
-    try:
-        model.load_state_dict(payload["state_dict"], strict=True)
-    except (RuntimeError, KeyError) as exc:
-        raise ElectronModelFileError(f"the weights in {path} do not match its config "
-                                     f"(mismatched or edited file): {exc}") from exc
-    model.eval()
-    return model
+    return ELECTRON_MODEL_FILE.load(path, lambda config: HedgeNetElectron(HedgeNetElectronConfig.from_dict(config)))

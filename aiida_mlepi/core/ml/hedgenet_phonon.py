@@ -37,21 +37,19 @@ from mace.modules.blocks import (  # noqa: E402
 from mace.tools.scatter import scatter_sum  # noqa: E402
 
 from .graph import AtomicGraph  # noqa: E402
+from aiida_mlepi.core.io.model_file import PHONON_MODEL_FILE, ModelFileError  # noqa: E402,F401
+
 from .relations import EdgeRelations  # noqa: E402
 
 _DTYPES = {"float32": torch.float32, "float64": torch.float64}
-MODEL_FILE_FORMAT = "aiida-mlepi/hedgenet-phonon"
-MODEL_FILE_VERSION = 2
+MODEL_FILE_FORMAT = PHONON_MODEL_FILE.name
+MODEL_FILE_VERSION = PHONON_MODEL_FILE.version
 #: versions :func:`load_model` reads (1: no energy_scale/energy_shift, read as 1 and 0)
-READABLE_MODEL_FILE_VERSIONS = (1, 2)
+READABLE_MODEL_FILE_VERSIONS = PHONON_MODEL_FILE.readable_versions
 
 
 class ModelConfigError(ValueError):
     """The model configuration is invalid."""
-
-
-class ModelFileError(ValueError):
-    """A model file is corrupt, not a HedgeNet-Phonon file, or its weights do not fit its config."""
 
 
 @dataclass
@@ -234,34 +232,9 @@ class HedgeNetPhonon(torch.nn.Module):
 
 def save_model(model: HedgeNetPhonon, path) -> None:
     """Write config + weights; the file loads with ``torch.load(weights_only=True)``."""
-    torch.save({"format": MODEL_FILE_FORMAT, "version": MODEL_FILE_VERSION,
-                "config": model.config.to_dict(),
-                "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()}}, path)
+    PHONON_MODEL_FILE.save(model, path)
 
 
 def load_model(path) -> HedgeNetPhonon:
     """Read a model written by :func:`save_model` (raises :class:`ModelFileError`)."""
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise
-    except Exception as exc:  # torch raises many types for a damaged file
-        raise ModelFileError(f"{path} is not a readable HedgeNet-Phonon model file "
-                             f"(corrupt or truncated?): {exc}") from exc
-    if not isinstance(payload, dict) or payload.get("format") != MODEL_FILE_FORMAT:
-        raise ModelFileError(f"{path} is not a HedgeNet-Phonon model file")
-    if payload.get("version") not in READABLE_MODEL_FILE_VERSIONS:
-        raise ModelFileError(f"{path} has model file version {payload.get('version')}, "
-                             f"this code reads versions {list(READABLE_MODEL_FILE_VERSIONS)}")
-    try:
-        config = HedgeNetPhononConfig(**payload["config"])
-    except (TypeError, ValueError, KeyError) as exc:
-        raise ModelFileError(f"{path} has an invalid model config: {exc}") from exc
-    model = HedgeNetPhonon(config)
-    try:
-        model.load_state_dict(payload["state_dict"], strict=True)
-    except (RuntimeError, KeyError) as exc:
-        raise ModelFileError(f"the weights in {path} do not match its config "
-                             f"(mismatched or edited file): {exc}") from exc
-    model.eval()
-    return model
+    return PHONON_MODEL_FILE.load(path, lambda config: HedgeNetPhonon(HedgeNetPhononConfig(**config)))
