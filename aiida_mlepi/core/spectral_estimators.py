@@ -348,36 +348,52 @@ def estimate(static: ConfigurationSpectrum, spectra: list[ConfigurationSpectrum]
     pass ``spectra=[static]`` for the static lattice itself. With ``pairs`` consecutive configurations
     (0, 1), (2, 3), … are ± pairs and are left out together.
     """
+    return running_estimates(static, spectra, settings, pairs, [len(spectra)], static_bands)[-1]
+
+
+def running_estimates(static: ConfigurationSpectrum, spectra: list[ConfigurationSpectrum],
+                      settings: SpectralSettings, pairs: bool, counts: list[int],
+                      static_bands: np.ndarray | None = None) -> list[SpectralEstimate]:
+    """:func:`estimate` of the first ``counts[i]`` configurations each (convergence with the sample count);
+    every configuration's A(k, E) is computed once."""
     if not spectra:
         raise EstimatorInputError("no configurations given")
-    if pairs and len(spectra) % 2:
-        raise EstimatorInputError(f"pairs=True needs an even number of configurations, got {len(spectra)}")
+    group = 2 if pairs else 1
+    for count in counts:
+        if count < 1 or count > len(spectra) or count % group:
+            raise EstimatorInputError(
+                f"cannot estimate from {count} of {len(spectra)} configurations"
+                + (" (± pairs need an even count)" if pairs else ""))
     grid = energy_grid(static.fermi_level_ev, settings)
     bands = static_band_energies(static, settings) if static_bands is None else static_bands
     lower, upper = band_windows(bands, settings.max_shift_ev)
-    per_cfg = np.array([per_configuration_spectral_function(s, grid, settings) for s in spectra])
+    all_a = np.array([per_configuration_spectral_function(s, grid, settings) for s in spectra])
     q = settings.q_values if settings.model != "band-edges" else np.zeros(1)
 
     def fit_of(a: np.ndarray) -> DispersionFit:
         return fit_dispersion(find_peaks(a, grid, lower, upper), q, settings.model)
 
-    full = fit_of(per_cfg.mean(axis=0))
-    group = 2 if pairs else 1
-    n_ind = len(spectra) // group
-    stderr: dict[str, float | None] = {key: None for key in full.parameters}
-    if n_ind >= 2:
-        total = per_cfg.sum(axis=0)
-        replicas = []
-        for i in range(n_ind):
-            left_out = per_cfg[i * group:(i + 1) * group].sum(axis=0)
-            replicas.append(fit_of((total - left_out) / (len(spectra) - group)).parameters)
-        for key in full.parameters:
-            r = np.array([rep[key] for rep in replicas])
-            stderr[key] = float(np.sqrt((n_ind - 1) / n_ind * np.sum((r - r.mean()) ** 2)))
-    return SpectralEstimate(
-        model=settings.model, values=full.parameters, stderr=stderr, residual_rms_ev=full.residual_rms_ev,
-        n_configurations=len(spectra), n_independent=n_ind,
-        k_window_inv_angstrom=(settings.q_min_inv_angstrom, settings.q_max_inv_angstrom),
-        folded_gap_ev=_distribution([s.folded_gap_ev for s in spectra]),
-        folded_splitting_ev=_distribution([s.folded_splitting_ev for s in spectra]),
-        peaks_ev=full.peaks_ev, q_inv_angstrom=q, settings=settings.as_dict())
+    results = []
+    for count in counts:
+        per_cfg = all_a[:count]
+        full = fit_of(per_cfg.mean(axis=0))
+        n_ind = count // group
+        stderr: dict[str, float | None] = {key: None for key in full.parameters}
+        if n_ind >= 2:
+            total = per_cfg.sum(axis=0)
+            replicas = []
+            for i in range(n_ind):
+                left_out = per_cfg[i * group:(i + 1) * group].sum(axis=0)
+                replicas.append(fit_of((total - left_out) / (count - group)).parameters)
+            for key in full.parameters:
+                r = np.array([rep.get(key, np.nan) for rep in replicas])
+                stderr[key] = float(np.sqrt((n_ind - 1) / n_ind * np.sum((r - r.mean()) ** 2)))
+        used = spectra[:count]
+        results.append(SpectralEstimate(
+            model=settings.model, values=full.parameters, stderr=stderr, residual_rms_ev=full.residual_rms_ev,
+            n_configurations=count, n_independent=n_ind,
+            k_window_inv_angstrom=(settings.q_min_inv_angstrom, settings.q_max_inv_angstrom),
+            folded_gap_ev=_distribution([s.folded_gap_ev for s in used]),
+            folded_splitting_ev=_distribution([s.folded_splitting_ev for s in used]),
+            peaks_ev=full.peaks_ev, q_inv_angstrom=q, settings=settings.as_dict()))
+    return results

@@ -35,6 +35,9 @@ class ThermalSamplingWorkChain(WorkChain):
         spec.input("antithetic", valid_type=orm.Bool, default=lambda: orm.Bool(False),
                    help="'mc': draw ± pairs (u, −u), reducing the variance of even observables; "
                         "'zg': include the antipode −u of the special configuration.")
+        spec.input("exclude_rigid_layer_modes", valid_type=orm.Bool, default=lambda: orm.Bool(False),
+                   help="Leave the Γ interlayer shear/breathing modes unsampled (they dominate the MSD of a small "
+                        "2D cell; see aiida_mlepi.core.sampling.excluding_rigid_layer_modes).")
         spec.outline(cls.validate_inputs, cls.sample)
         spec.output_namespace("samples", valid_type=LayeredStructureData, dynamic=True,
                               help="sample_0000 … with attributes material, temperature_k, sample_index, sampler "
@@ -67,9 +70,10 @@ class ThermalSamplingWorkChain(WorkChain):
     def sample(self):
         if self.inputs.sampler.value == "zg":
             samples, _ = resumable_call(self, special_configurations, "special_configurations", self.inputs.modes,
-                                        self.inputs.temperature_k, self.inputs.antithetic)
+                                        self.inputs.temperature_k, self.inputs.antithetic,
+                                        self.inputs.exclude_rigid_layer_modes)
         else:
             samples, _ = resumable_call(self, sample_configurations, "sample_configurations", self.inputs.modes,
                                         self.inputs.temperature_k, self.inputs.n_samples, self.inputs.seed,
-                                        self.inputs.antithetic)
+                                        self.inputs.antithetic, self.inputs.exclude_rigid_layer_modes)
         self.out("samples", samples)
