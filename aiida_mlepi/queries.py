@@ -48,13 +48,61 @@ def fermi_velocity_vs_temperature(material: str) -> list[tuple[float, float, flo
     return sorted(tuple(row) for row in qb.all())
 
 
-def fermi_velocity_summaries(material: str | None = None, limit: int | None = None) -> list[orm.Dict]:
-    """The ⟨vF⟩(T) summary tables of EPI loops, newest first."""
-    filters = {"attributes.observable": "fermi_velocity_summary"}
+def loop_summaries(material: str | None = None, limit: int | None = None) -> list[orm.Dict]:
+    """The summary tables of EPI loops (band renormalisation or legacy ⟨vF⟩(T)), newest first."""
+    filters = {"attributes.observable": {"in": ["band_renormalisation_summary", "fermi_velocity_summary"]}}
     if material is not None:
         filters["attributes.material"] = material
     qb = orm.QueryBuilder().append(orm.Dict, filters=filters, project="*")
     qb.order_by({orm.Dict: {"ctime": "desc"}})
     if limit is not None:
         qb.limit(limit)
+    return [row[0] for row in qb.all()]
+
+
+def sample_unfolded_spectrum(material: str, temperature_k: float, sample_index: int,
+                             sampler: str | None = None) -> list[tuple[orm.ArrayData, LayeredStructureData]]:
+    """(unfolded spectrum, configuration) of one sample, joined through the provenance graph.
+
+    configuration → H(R) calcfunction → HamiltonianData → compute_unfolded_spectrum → ArrayData with
+    ``observable = 'unfolded_spectrum'`` (arrays ``energies``, ``weights``: see :mod:`aiida_mlepi.calculations.spectral`).
+    """
+    filters = {"attributes.material": material, "attributes.temperature_k": float(temperature_k),
+               "attributes.sample_index": int(sample_index)}
+    if sampler is not None:
+        filters["attributes.sampler"] = sampler
+    qb = orm.QueryBuilder()
+    qb.append(LayeredStructureData, tag="structure", project="*", filters=filters)
+    qb.append(orm.CalcFunctionNode, with_incoming="structure", tag="h_calc")
+    qb.append(orm.Data, with_incoming="h_calc", tag="hamiltonian")
+    qb.append(orm.CalcFunctionNode, with_incoming="hamiltonian", tag="u_calc")
+    qb.append(orm.ArrayData, with_incoming="u_calc", project="*",
+              filters={"attributes.observable": "unfolded_spectrum"})
+    return [(spectrum, structure) for structure, spectrum in qb.all()]
+
+
+def band_renormalisation_vs_temperature(material: str, sampler: str | None = None,
+                                        supercell_cells: int | None = None) -> list[tuple]:
+    """(T K, v0 m/s, s.e., relative change, s.e. of it, configurations, supercell cells, sampler) of every stored
+    spectral thermal average of ``material`` (optionally one sampler / supercell size), sorted."""
+    filters = {"attributes.observable": "band_renormalisation", "attributes.material": material}
+    if sampler is not None:
+        filters["attributes.sampler"] = sampler
+    if supercell_cells is not None:
+        filters["attributes.supercell_cells"] = int(supercell_cells)
+    qb = orm.QueryBuilder().append(
+        orm.Dict, filters=filters,
+        project=["attributes.temperature_k", "attributes.velocity_m_per_s", "attributes.velocity_m_per_s_stderr",
+                 "attributes.velocity_m_per_s_relative", "attributes.velocity_m_per_s_relative_stderr",
+                 "attributes.n_samples", "attributes.supercell_cells", "attributes.sampler"])
+    return sorted((tuple(row) for row in qb.all()), key=lambda row: (row[0], row[6] or 0, row[7] or ""))
+
+
+def spectral_function_averages(material: str, temperature_k: float | None = None) -> list[orm.ArrayData]:
+    """The configuration-averaged A(k, E) nodes of ``material`` (optionally at one temperature), oldest first."""
+    filters = {"attributes.observable": "spectral_function_average", "attributes.material": material}
+    if temperature_k is not None:
+        filters["attributes.temperature_k"] = float(temperature_k)
+    qb = orm.QueryBuilder().append(orm.ArrayData, filters=filters, project="*")
+    qb.order_by({orm.ArrayData: {"ctime": "asc"}})
     return [row[0] for row in qb.all()]

@@ -29,14 +29,20 @@ def _parse_temperatures(ctx, param, value: str) -> list[float]:
               help="Comma-separated temperatures (K).")
 @click.option("--samples", type=click.IntRange(1), default=16, show_default=True,
               help="Monte-Carlo configurations per temperature.")
+@click.option("--sampler", type=click.Choice(["mc", "zg"]), default="mc", show_default=True,
+              help="Thermal sampler: Monte Carlo, or the special displacement configuration (ZG) and its antipode.")
+@click.option("--estimator", type=click.Choice(["spectral", "chord"]), default="spectral", show_default=True,
+              help="Observable: band parameters from unfolded spectral functions, or the legacy chord velocity.")
 @click.option("--seed", type=int, default=20240601, show_default=True)
 @click.option("--antithetic/--no-antithetic", default=True, show_default=True,
               help="Sample ± pairs (needs an even --samples).")
 @click.option("--output-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("mlepi-output"),
               show_default=True, help="Where the plots are written.")
 @click.pass_context
-def cmd_demo(ctx, supercell, temperatures, samples, seed, antithetic, output_dir):
-    """Run phonons → MC sampling → H(R) → ⟨vF⟩(T) for AB bilayer graphene (reference engine).
+def cmd_demo(ctx, supercell, temperatures, samples, sampler, estimator, seed, antithetic, output_dir):
+    """Run phonons → thermal sampling → H(R) → unfolded spectral functions → band renormalisation (T) for
+    AB bilayer graphene (reference engine): v0 and γ1 of the four-band model fitted to the peaks of the
+    configuration-averaged A(k, E) clear of the folded point, with standard errors.
 
     Uses the profile given with -p (it must exist), or the default profile, or, when there is no
     profile at all, creates a local 'mlepi' profile (SQLite, no services needed). Every structure, Hamiltonian and observable is stored.
@@ -58,7 +64,7 @@ def cmd_demo(ctx, supercell, temperatures, samples, seed, antithetic, output_dir
     from aiida_mlepi.workchains.epi_loop import EpiLoopWorkChain
 
     from .progress import ProgressBars
-    from .tables import convergence_table, fermi_velocity_table
+    from .tables import band_convergence_table, convergence_table, summary_table
 
     start = time.perf_counter()
     # forces of the n×n supercell on an m×m k-mesh sample the zone like an (nm)×(nm) mesh of the unit cell:
@@ -76,6 +82,8 @@ def cmd_demo(ctx, supercell, temperatures, samples, seed, antithetic, output_dir
         "seed": orm.Int(seed),
         "antithetic": orm.Bool(antithetic),
         "phonon_kpoints_mesh": orm.List(phonon_mesh),
+        "sampler": orm.Str(sampler),
+        "observable_settings": orm.Dict({"estimator": estimator}),
     }
     with ProgressBars():
         _, node = run_get_node(EpiLoopWorkChain, **inputs)
@@ -86,22 +94,45 @@ def cmd_demo(ctx, supercell, temperatures, samples, seed, antithetic, output_dir
     summary = node.outputs.summary.get_dict()
     averages = [node.outputs.averages[key].get_dict() for key in node.outputs.averages]
     output_dir.mkdir(parents=True, exist_ok=True)
-    plot_path = output_dir / "fermi_velocity_vs_T.png"
-    plot_path.write_bytes(node.outputs.plot.get_content(mode="rb"))
-    series = {f"{avg['temperature_k']:g} K": avg["values_m_per_s"]
-              for avg in sorted(averages, key=lambda a: a["temperature_k"])}
-    convergence_path = None
-    if samples >= (4 if antithetic else 2):
-        convergence_path = plot_convergence(series, output_dir / "fermi_velocity_convergence.png",
-                                            pairs=antithetic, reference=summary["static_lattice_m_per_s"])
+    plots = []
+    if estimator == "chord":
+        plots.append(("plot", output_dir / "fermi_velocity_vs_T.png", node.outputs.plot))
+    else:
+        plots.append(("renormalisation vs T", output_dir / "band_renormalisation_vs_T.png", node.outputs.plot))
+        if "spectral_plot" in node.outputs:
+            plots.append(("spectral functions", output_dir / "spectral_function_maps.png", node.outputs.spectral_plot))
+    for _, path, data in plots:
+        path.write_bytes(data.get_content(mode="rb"))
     click.echo("")
-    click.echo(fermi_velocity_table(summary))
+    click.echo(summary_table(summary))
     click.echo("")
-    click.echo("running <vF> (10^6 m/s) vs number of samples:")
-    click.echo(convergence_table(averages))
+    if estimator == "chord":
+        series = {f"{avg['temperature_k']:g} K": avg["values_m_per_s"]
+                  for avg in sorted(averages, key=lambda a: a["temperature_k"])}
+        if samples >= (4 if antithetic else 2):
+            plots.append(("convergence plot", Path(plot_convergence(
+                series, output_dir / "fermi_velocity_convergence.png", pairs=antithetic,
+                reference=summary["static_lattice_m_per_s"])), None))
+        click.echo("running <vF> (10^6 m/s) vs number of samples:")
+        click.echo(convergence_table(averages))
+    else:
+        from aiida_mlepi.core.plotting_spectral import plot_running_estimate
+
+        headline = summary["headline"]
+        click.echo(f"running {headline} vs number of configurations (10^6 m/s, ±1 s.e.):")
+        click.echo(band_convergence_table(summary))
+        if max(len(row["running_n"]) for row in summary["rows"]) > 1:
+            series = {f"{row['temperature_k']:g} K": (row["running_n"],
+                                                      [v / 1e6 for v in row[f"running_{headline}"]],
+                                                      [None if e is None else e / 1e6
+                                                       for e in row[f"running_{headline}_stderr"]])
+                      for row in summary["rows"]}
+            path = plot_running_estimate(series, output_dir / "band_convergence_vs_samples.png",
+                                         r"$v_0$ ($10^6$ m/s)", reference=summary["static_lattice"][headline] / 1e6,
+                                         title="convergence with the number of configurations")
+            plots.append(("convergence plot", Path(path), None))
     click.echo("")
     click.echo(f"EpiLoopWorkChain<{node.pk}> finished in {time.perf_counter() - start:.0f} s "
                f"(profile '{profile.name}'; inspect: verdi -p {profile.name} process show {node.pk})")
-    click.echo(f"plot: {plot_path.resolve()}")
-    if convergence_path is not None:
-        click.echo(f"convergence plot: {Path(convergence_path).resolve()}")
+    for label, path, _ in plots:
+        click.echo(f"{label}: {path.resolve()}")

@@ -47,3 +47,74 @@ def convergence_table(averages: Sequence[Mapping]) -> str:
                  for n in checkpoints]
         lines.append(f"{avg['temperature_k']:8.1f} " + " ".join(cells))
     return "\n".join(lines)
+
+
+def _value_with_error(value, error, scale: float = 1.0, digits: int = 5) -> str:
+    text = f"{value / scale:.{digits}f}"
+    return text + (f" ± {error / scale:.{digits}f}" if error is not None else " ± n/a")
+
+
+def band_renormalisation_table(summary: Mapping) -> str:
+    """Band parameters (T) from the unfolded spectral function: value ± s.e., signed change vs the static
+    lattice, the k window and the disorder gap at the folded point (estimator ``spectral:*``)."""
+    model = summary["estimator"].split(":", 1)[-1]
+    static = summary["static_lattice"]
+    window = summary["k_window_inv_angstrom"]
+    header = (f"material: {summary['material']}    estimator: {summary['estimator']} (peaks of the configuration-"
+              f"averaged unfolded A(k,E), broadening {1e3 * summary.get('broadening_ev', 0):.0f} meV)\n"
+              f"supercell: {summary.get('supercell_cells')} primitive cells ({summary.get('num_atoms')} atoms), "
+              f"sampler: {summary.get('sampler')}, fit window q = {window[0]:g}-{window[1]:g} 1/Angstrom from K "
+              "(clear of the folded point)\n"
+              "errors: ±1 standard error over configurations (jackknife; ± pairs count once)")
+    if model == "band-edges":
+        lines = [header, f"static lattice: gap = {static['gap_ev']:.4f} eV",
+                 f"{'T (K)':>8} {'samples':>8} {'gap (eV)':>20} {'change (meV)':>13} {'VBM shift':>10} {'CBM shift':>10}"]
+        for row in summary["rows"]:
+            lines.append(f"{row['temperature_k']:8.1f} {row['n_samples']:8d} "
+                         f"{_value_with_error(row['gap_ev'], row.get('gap_ev_stderr'), digits=4):>20} "
+                         f"{1e3 * row['gap_ev_shift']:+13.1f} {1e3 * row['vbm_ev_shift']:+10.1f} "
+                         f"{1e3 * row['cbm_ev_shift']:+10.1f}")
+        return "\n".join(lines)
+    lines = [header, f"static lattice: v0 = {static['velocity_m_per_s'] / VELOCITY_DISPLAY_M_PER_S:.5f} x 10^6 m/s"
+             + (f", gamma1 = {static['gamma1_ev']:.4f} eV" if "gamma1_ev" in static else "")]
+    title = f"{'T (K)':>8} {'samples':>8} {'v0 (10^6 m/s)':>22} {'change':>16}"
+    if model == "ab-bilayer":
+        title += f" {'gamma1 (eV)':>18} {'change (meV)':>13}"
+    title += f" {'gap at folded K (meV)':>22}"
+    lines.append(title)
+    for row in summary["rows"]:
+        rel_err = row.get("velocity_m_per_s_relative_stderr")
+        change = f"{100 * row['velocity_m_per_s_relative']:+.2f}" + (f" ± {100 * rel_err:.2f}" if rel_err is not None
+                                                                        else "") + " %"
+        line = (f"{row['temperature_k']:8.1f} {row['n_samples']:8d} "
+                f"{_value_with_error(row['velocity_m_per_s'], row.get('velocity_m_per_s_stderr'), VELOCITY_DISPLAY_M_PER_S):>22} "
+                f"{change:>16}")
+        if model == "ab-bilayer":
+            shift_err = row.get("gamma1_ev_stderr")
+            line += (f" {_value_with_error(row['gamma1_ev'], shift_err, digits=4):>18} "
+                     f"{1e3 * row['gamma1_ev_shift']:+13.1f}")
+        gap = row["folded_gap_ev"]
+        line += f" {1e3 * gap['mean']:9.1f} ± {1e3 * gap['std']:.1f} (max {1e3 * gap['max']:.0f})"
+        lines.append(line)
+    return "\n".join(lines)
+
+
+def band_convergence_table(summary: Mapping) -> str:
+    """Running value of the headline parameter (10⁶ m/s for velocities) ± s.e. vs the number of configurations."""
+    headline = summary["headline"]
+    scale = VELOCITY_DISPLAY_M_PER_S if headline.endswith("m_per_s") else 1.0
+    rows = summary["rows"]
+    counts = sorted(set().union(*(row["running_n"] for row in rows))) if rows else []
+    lines = [f"{'T (K)':>8} " + " ".join(f"{'n=' + str(n):>20}" for n in counts)]
+    for row in rows:
+        values = dict(zip(row["running_n"], zip(row[f"running_{headline}"], row[f"running_{headline}_stderr"])))
+        cells = [f"{_value_with_error(*values[n], scale):>20}" if n in values else f"{'':>20}" for n in counts]
+        lines.append(f"{row['temperature_k']:8.1f} " + " ".join(cells))
+    return "\n".join(lines)
+
+
+def summary_table(summary: Mapping) -> str:
+    """The table of an EPI-loop summary, whichever estimator made it."""
+    if summary.get("observable") == "band_renormalisation_summary":
+        return band_renormalisation_table(summary)
+    return fermi_velocity_table(summary)

@@ -77,6 +77,7 @@ class SpectralSettings:
     energy_half_width_ev: float = 1.3  #: states within E_F ± this are unfolded
     max_shift_ev: float = 0.15  #: a band's peak is searched within ± this of the static band
     band_edge_k_frac: tuple = ((1 / 3, 1 / 3, 0.0),)  #: 'band-edges': primitive k (fractional) of VBM/CBM
+    line_points: int = 25  #: k-points of the line through K for the A(k, E) heat map (0: none)
 
     def __post_init__(self):
         if self.model not in MODELS:
@@ -84,6 +85,8 @@ class SpectralSettings:
         if not 0 < self.q_min_inv_angstrom < self.q_max_inv_angstrom:
             raise EstimatorInputError(
                 f"need 0 < q_min < q_max (Å⁻¹), got {self.q_min_inv_angstrom}, {self.q_max_inv_angstrom}")
+        if self.line_points < 0:
+            raise EstimatorInputError(f"line_points must be ≥ 0, got {self.line_points}")
         if self.n_q < 2 or self.n_directions < 1:
             raise EstimatorInputError("need n_q ≥ 2 and n_directions ≥ 1")
         for name in ("broadening_ev", "energy_step_ev", "energy_half_width_ev", "max_shift_ev"):
@@ -118,6 +121,22 @@ def sampling_kpoints(primitive: PrimitiveCell, settings: SpectralSettings) -> np
     return k0[None, None, :] + settings.q_values[None, :, None] * dirs[:, None, :]
 
 
+def line_distances(settings: SpectralSettings) -> np.ndarray:
+    """Signed distances q (Å⁻¹) from K of the heat-map line points, |q| ≤ 1.25 q_max."""
+    return np.linspace(-1.25, 1.25, settings.line_points) * settings.q_max_inv_angstrom
+
+
+def line_kpoints(primitive: PrimitiveCell, settings: SpectralSettings) -> tuple[np.ndarray, np.ndarray]:
+    """Signed distance q (Å⁻¹) and primitive k (Å⁻¹) of the heat-map line through K (or the first band edge)
+    along the first direction (:func:`line_distances`)."""
+    q = line_distances(settings)
+    if settings.model == "band-edges":
+        centre = sampling_kpoints(primitive, settings)[0, 0]
+    else:
+        centre = valley_points(primitive.cell)["K"]
+    return q, centre[None, :] + q[:, None] * in_plane_directions(settings.n_directions)[0][None, :]
+
+
 @dataclass
 class ConfigurationSpectrum:
     """The unfolded states of one configuration at the sampling k-points, and its folded-point gap."""
@@ -127,9 +146,21 @@ class ConfigurationSpectrum:
     fermi_level_ev: float  #: E_F of this configuration (electron count at the folded point)
     folded_gap_ev: float  #: ε_c1 − ε_v1 at the folded Dirac point (or at the band edge)
     folded_splitting_ev: float  #: spread of the 2g states nearest E_F at the folded point
+    line_energies: np.ndarray | None = None  #: (line_points, n_states) eV on the heat-map line
+    line_weights: np.ndarray | None = None
 
     def as_arrays(self) -> dict[str, np.ndarray]:
-        return {"energies": self.energies, "weights": self.weights}
+        out = {"energies": self.energies, "weights": self.weights}
+        if self.line_energies is not None:
+            out.update(line_energies=self.line_energies, line_weights=self.line_weights)
+        return out
+
+    @classmethod
+    def from_arrays(cls, arrays: dict, fermi_level_ev: float, folded_gap_ev: float,
+                    folded_splitting_ev: float) -> "ConfigurationSpectrum":
+        return cls(energies=arrays["energies"], weights=arrays["weights"], fermi_level_ev=float(fermi_level_ev),
+                   folded_gap_ev=float(folded_gap_ev), folded_splitting_ev=float(folded_splitting_ev),
+                   line_energies=arrays.get("line_energies"), line_weights=arrays.get("line_weights"))
 
 
 def _folded_point_states(h: HamiltonianR, primitive: PrimitiveCell, n_occ: int,
@@ -165,10 +196,19 @@ def configuration_spectrum(h: HamiltonianR, primitive, n_electrons: int, setting
     centre = e_f if fermi_reference_ev is None else float(fermi_reference_ev)
     ks = sampling_kpoints(primitive, settings)
     window = (centre - settings.energy_half_width_ev, centre + settings.energy_half_width_ev)
-    states = unfold(h, primitive, ks.reshape(-1, 3), energy_window=window)
+    n_fit = int(np.prod(ks.shape[:2]))
+    all_k = ks.reshape(-1, 3)
+    if settings.line_points:
+        all_k = np.vstack([all_k, line_kpoints(primitive, settings)[1]])
+    states = unfold(h, primitive, all_k, energy_window=window)
     shape = ks.shape[:2] + (states.energies.shape[1],)
-    return ConfigurationSpectrum(energies=states.energies.reshape(shape), weights=states.weights.reshape(shape),
-                                 fermi_level_ev=e_f, folded_gap_ev=gap, folded_splitting_ev=splitting)
+    line = (None, None)
+    if settings.line_points:
+        line = (states.energies[n_fit:], states.weights[n_fit:])
+    return ConfigurationSpectrum(energies=states.energies[:n_fit].reshape(shape),
+                                 weights=states.weights[:n_fit].reshape(shape),
+                                 fermi_level_ev=e_f, folded_gap_ev=gap, folded_splitting_ev=splitting,
+                                 line_energies=line[0], line_weights=line[1])
 
 
 # ---------------------------------------------------------------------------- peaks
@@ -189,6 +229,15 @@ def per_configuration_spectral_function(spectrum: ConfigurationSpectrum, grid: n
     e, w = spectrum.energies, spectrum.weights
     flat = spectral_function(e.reshape(-1, e.shape[-1]), w.reshape(-1, w.shape[-1]), grid, settings.broadening_ev)
     return flat.reshape(e.shape[:2] + (len(grid),))
+
+
+def averaged_line_spectral_function(spectra: list[ConfigurationSpectrum], grid: np.ndarray,
+                                    settings: SpectralSettings) -> np.ndarray:
+    """(line_points, nE) configuration average of A on the heat-map line (eV⁻¹)."""
+    if any(s.line_energies is None for s in spectra):
+        raise EstimatorInputError("the configurations were unfolded without the heat-map line (line_points = 0)")
+    return np.mean([spectral_function(s.line_energies, s.line_weights, grid, settings.broadening_ev)
+                    for s in spectra], axis=0)
 
 
 def static_band_energies(static: ConfigurationSpectrum, settings: SpectralSettings) -> np.ndarray:

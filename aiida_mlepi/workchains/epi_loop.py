@@ -1,13 +1,18 @@
-"""`EpiLoopWorkChain`: the finite-difference EPI loop — phonons → MC sampling → H(R) → ⟨vF⟩(T)."""
+"""`EpiLoopWorkChain`: the finite-difference EPI loop — phonons → thermal sampling (MC or ZG) → H(R) →
+unfolded spectral functions → band renormalisation (T) (or the legacy chord ⟨vF⟩(T))."""
 
 from __future__ import annotations
 
 from aiida import orm
 from aiida.engine import ToContext, WorkChain
 
-from aiida_mlepi.calculations.engine import compute_engine_hamiltonian
 from aiida_mlepi.calculations.observables import compute_fermi_velocity
-from aiida_mlepi.calculations.summary import plot_fermi_velocity_summary, summarize_fermi_velocity
+from aiida_mlepi.calculations.sampling import SAMPLERS
+from aiida_mlepi.calculations.spectral import compute_unfolded_spectrum, estimate_static_lattice
+from aiida_mlepi.calculations.summary import (plot_band_renormalisation, plot_fermi_velocity_summary,
+                                              plot_spectral_function_maps, summarize_band_renormalisation,
+                                              summarize_fermi_velocity)
+from aiida_mlepi.core.spectral_estimators import EstimatorInputError, SpectralSettings
 from aiida_mlepi.core.engine.relax import supercell_kpoints_mesh
 from aiida_mlepi.data.layered_structure import LayeredStructureData
 from aiida_mlepi.data.model import TrainedModelData
@@ -15,12 +20,15 @@ from aiida_mlepi.calculations.electron import electron_model_problem
 
 from .common import (FORCE_PROVIDERS, HAMILTONIAN_PROVIDERS, child_failure, temperatures_problem,
                      unsupported_elements)
-from .observable import ObservableWorkChain
+from .observable import ESTIMATORS, ObservableWorkChain, estimator_of, hamiltonian_of
 from .phonons import PhononWorkChain, model_input_problem
 from .resume import resumable_call
 from .sampling import ThermalSamplingWorkChain
 
-DEFAULT_OBSERVABLE_SETTINGS = {"electrons_per_atom": 4.0, "k_radius_inv_angstrom": 0.05, "n_directions": 6}
+#: the spectral estimator (unfolded A(k, E), AB four-band fit clear of the folded point) is the default;
+#: ``estimator='chord'`` (with ``k_radius_inv_angstrom``, ``n_directions``) is the legacy chord velocity
+DEFAULT_OBSERVABLE_SETTINGS = {"electrons_per_atom": 4.0, "estimator": "spectral", "spectral": {"model": "ab-bilayer"},
+                               "k_radius_inv_angstrom": 0.05, "n_directions": 6}
 
 
 def temperature_key(temperature_k: float) -> str:
@@ -41,7 +49,14 @@ class EpiLoopWorkChain(WorkChain):
         spec.input("supercell_matrix", valid_type=orm.List, default=lambda: orm.List([6, 6, 1]))
         spec.input("temperatures_k", valid_type=orm.List, default=lambda: orm.List([0.0, 150.0, 300.0]),
                    help="Temperatures (K) at which to sample.")
-        spec.input("n_samples", valid_type=orm.Int, default=lambda: orm.Int(16), help="Samples per temperature.")
+        spec.input("n_samples", valid_type=orm.Int, default=lambda: orm.Int(16),
+                   help="Samples per temperature (Monte Carlo; ignored by 'zg').")
+        spec.input("sampler", valid_type=orm.Str, default=lambda: orm.Str("mc"),
+                   help=f"Thermal sampler, one of {SAMPLERS}: 'mc' Monte Carlo, 'zg' special displacements "
+                        "(with antithetic: the configuration and its antipode).")
+        spec.input("exclude_rigid_layer_modes", valid_type=orm.Bool, default=lambda: orm.Bool(True),
+                   help="Leave the Γ interlayer shear/breathing modes unsampled (their weight in an n×n cell "
+                        "is 1/n², their amplitude the largest; see core.sampling.excluding_rigid_layer_modes).")
         spec.input("seed", valid_type=orm.Int, default=lambda: orm.Int(20240601))
         spec.input("antithetic", valid_type=orm.Bool, default=lambda: orm.Bool(True))
         spec.input("displacement_angstrom", valid_type=orm.Float, default=lambda: orm.Float(0.01))
@@ -71,10 +86,19 @@ class EpiLoopWorkChain(WorkChain):
             cls.summarize,
         )
         spec.output("modes", help="Phonon modes of the supercell.")
-        spec.output("static_lattice", valid_type=orm.Dict, help="vF of the undisplaced supercell.")
-        spec.output_namespace("averages", valid_type=orm.Dict, dynamic=True, help="⟨vF⟩ per temperature.")
-        spec.output("summary", valid_type=orm.Dict, help="⟨vF⟩(T) table.")
-        spec.output("plot", valid_type=orm.SinglefileData, help="⟨vF⟩(T) plot (PNG).")
+        spec.output("static_lattice", valid_type=orm.Dict,
+                    help="The undisplaced supercell through the same provider and estimator.")
+        spec.output("static_spectrum", valid_type=orm.ArrayData, required=False,
+                    help="Unfolded spectrum of the undisplaced supercell (spectral estimator).")
+        spec.output_namespace("averages", valid_type=orm.Dict, dynamic=True,
+                              help="Thermal average per temperature (band parameters ± s.e., or ⟨vF⟩).")
+        spec.output_namespace("spectral_functions", valid_type=orm.ArrayData, dynamic=True, required=False,
+                              help="Configuration-averaged A(k, E) per temperature (spectral estimator).")
+        spec.output("summary", valid_type=orm.Dict, help="The table over temperatures.")
+        spec.output("plot", valid_type=orm.SinglefileData,
+                    help="Renormalisation vs T with ±1 s.e. bars (PNG; legacy chord: ⟨vF⟩(T)).")
+        spec.output("spectral_plot", valid_type=orm.SinglefileData, required=False,
+                    help="Heat maps of the averaged A(k, E) around K: static lattice and temperatures (PNG).")
         spec.exit_code(300, "ERROR_SINGLE_LAYER",
                        message="The structure has {count} layer(s); the EPI loop of a vdW stack needs ≥ 2.")
         spec.exit_code(301, "ERROR_UNSUPPORTED_ELEMENT",
@@ -125,6 +149,17 @@ class EpiLoopWorkChain(WorkChain):
             problem = electron_model_problem(self.inputs.get("hamiltonian_model"))
             if problem:
                 return self.exit_codes.ERROR_INVALID_INPUT.format(reason=problem)
+        sampler = self.inputs.sampler.value
+        if sampler not in SAMPLERS:
+            return self.exit_codes.ERROR_INVALID_INPUT.format(reason=f"sampler {sampler!r} is not one of {SAMPLERS}")
+        settings = {**DEFAULT_OBSERVABLE_SETTINGS, **self.inputs.observable_settings.get_dict()}
+        if settings["estimator"] not in ESTIMATORS:
+            return self.exit_codes.ERROR_INVALID_INPUT.format(
+                reason=f"observable_settings: estimator {settings['estimator']!r} is not one of {ESTIMATORS}")
+        try:
+            SpectralSettings.from_dict(settings.get("spectral"))
+        except (EstimatorInputError, TypeError) as exc:
+            return self.exit_codes.ERROR_INVALID_INPUT.format(reason=f"observable_settings.spectral: {exc}")
         self.ctx.supercell_diagonal = matrix
         self.ctx.temperatures = temperatures
         return None
@@ -156,7 +191,9 @@ class EpiLoopWorkChain(WorkChain):
         for temperature in self.ctx.temperatures:
             running = self.submit(ThermalSamplingWorkChain, modes=self.ctx.phonons.outputs.modes,
                                   temperature_k=orm.Float(temperature), n_samples=self.inputs.n_samples,
-                                  seed=self.inputs.seed, antithetic=self.inputs.antithetic)
+                                  seed=self.inputs.seed, antithetic=self.inputs.antithetic,
+                                  sampler=self.inputs.sampler,
+                                  exclude_rigid_layer_modes=self.inputs.exclude_rigid_layer_modes)
             self.to_context(**{f"sampling_{temperature_key(temperature)}": running})
 
     def inspect_sampling(self):
@@ -171,18 +208,31 @@ class EpiLoopWorkChain(WorkChain):
     def _observable_settings(self) -> orm.Dict:
         if "observable_settings_node" not in self.ctx:
             settings = {**DEFAULT_OBSERVABLE_SETTINGS, **self.inputs.observable_settings.get_dict()}
+            unit_cell = self.inputs.structure.get_ase()
             settings["primitive_cell"] = self.inputs.structure.cell
+            settings["primitive_positions"] = unit_cell.get_positions().tolist()
+            settings["primitive_numbers"] = unit_cell.get_atomic_numbers().tolist()
             self.ctx.observable_settings_node = orm.Dict(settings)
         return self.ctx.observable_settings_node
 
     def run_observables(self):
         settings = self._observable_settings()
-        # the static (undisplaced) lattice, the reference of the renormalisation
+        # the static (undisplaced) lattice, the reference of the renormalisation: same provider, same estimator
         supercell = self.ctx.phonons.outputs.supercell
-        hamiltonian, _ = resumable_call(self, compute_engine_hamiltonian, "static_hamiltonian", supercell,
-                                        self.inputs.engine_parameters)
-        self.ctx.static_lattice, _ = resumable_call(self, compute_fermi_velocity, "static_fermi_velocity",
-                                                    hamiltonian, settings)
+        hamiltonian = hamiltonian_of(self, "static_hamiltonian", supercell, self.inputs.hamiltonian_provider.value,
+                                     self.inputs.get("hamiltonian_model"), self.inputs.engine_parameters)
+        spectral = estimator_of(settings) == "spectral"
+        static_inputs = {}
+        if spectral:
+            static_spectrum, _ = resumable_call(self, compute_unfolded_spectrum, "static_unfolded_spectrum",
+                                                hamiltonian, settings)
+            self.ctx.static_spectrum = static_spectrum
+            self.ctx.static_lattice, _ = resumable_call(self, estimate_static_lattice, "static_estimate",
+                                                        static_spectrum, settings)
+            static_inputs["static_spectrum"] = static_spectrum
+        else:
+            self.ctx.static_lattice, _ = resumable_call(self, compute_fermi_velocity, "static_fermi_velocity",
+                                                        hamiltonian, settings)
         for temperature in self.ctx.temperatures:
             sampling = self.ctx[f"sampling_{temperature_key(temperature)}"]
             samples = {label: sampling.outputs.samples[label] for label in sampling.outputs.samples}
@@ -190,7 +240,7 @@ class EpiLoopWorkChain(WorkChain):
             running = self.submit(ObservableWorkChain, structures=samples, temperature_k=orm.Float(temperature),
                                   settings=settings, engine_parameters=self.inputs.engine_parameters,
                                   antithetic=self.inputs.antithetic,
-                                  hamiltonian_provider=self.inputs.hamiltonian_provider, **extra)
+                                  hamiltonian_provider=self.inputs.hamiltonian_provider, **static_inputs, **extra)
             self.to_context(**{f"observable_{temperature_key(temperature)}": running})
 
     def inspect_observables(self):
@@ -206,9 +256,23 @@ class EpiLoopWorkChain(WorkChain):
             temperature_key(t): self.ctx[f"observable_{temperature_key(t)}"].outputs.average
             for t in self.ctx.temperatures
         }
-        summary, _ = resumable_call(self, summarize_fermi_velocity, "summary", self.ctx.static_lattice, **averages)
         self.out("static_lattice", self.ctx.static_lattice)
         self.out("averages", averages)
+        if estimator_of(self._observable_settings()) == "chord":
+            summary, _ = resumable_call(self, summarize_fermi_velocity, "summary", self.ctx.static_lattice, **averages)
+            self.out("summary", summary)
+            plot, _ = resumable_call(self, plot_fermi_velocity_summary, "plot", summary)
+            self.out("plot", plot)
+            return
+        spectra = {temperature_key(t): self.ctx[f"observable_{temperature_key(t)}"].outputs.spectral_function
+                   for t in self.ctx.temperatures}
+        summary, _ = resumable_call(self, summarize_band_renormalisation, "summary", self.ctx.static_lattice,
+                                    **averages)
+        self.out("static_spectrum", self.ctx.static_spectrum)
+        self.out("spectral_functions", spectra)
         self.out("summary", summary)
-        plot, _ = resumable_call(self, plot_fermi_velocity_summary, "plot", summary)
+        plot, _ = resumable_call(self, plot_band_renormalisation, "plot", summary)
         self.out("plot", plot)
+        if SpectralSettings.from_dict(self._observable_settings().get("spectral")).line_points:
+            maps, _ = resumable_call(self, plot_spectral_function_maps, "spectral_plot", summary, **spectra)
+            self.out("spectral_plot", maps)

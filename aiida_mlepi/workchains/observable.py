@@ -1,4 +1,10 @@
-"""`ObservableWorkChain`: H(R) of every configuration → Fermi velocity → thermal average.
+"""`ObservableWorkChain`: H(R) of every configuration → observable → thermal average.
+
+Estimators (``settings['estimator']``): ``'spectral'`` (default) unfolds every configuration onto the
+primitive Brillouin zone, averages A(k, E) and fits the band parameters clear of the disorder gap
+(:mod:`aiida_mlepi.calculations.spectral`; needs ``static_spectrum``, the undisplaced supercell through
+the same provider and estimator); ``'chord'`` is the legacy chord Fermi velocity at ``k_radius`` from
+the folded K (:mod:`aiida_mlepi.core.observables`), kept for comparison: it reads the disorder gap.
 
 One outline step per configuration (``while_(has_next_sample)(compute_next_sample)``): AiiDA checkpoints
 between steps, so a daemon stopped mid-stage redoes at most the configuration it was on, and
@@ -15,6 +21,9 @@ from aiida.engine import WorkChain, while_
 from aiida_mlepi.calculations.electron import electron_model_problem, predict_hedgenet_hamiltonian
 from aiida_mlepi.calculations.engine import compute_engine_hamiltonian
 from aiida_mlepi.calculations.observables import average_fermi_velocity, compute_fermi_velocity
+from aiida_mlepi.calculations.spectral import average_unfolded_spectra, compute_unfolded_spectrum
+from aiida_mlepi.core.spectral_estimators import EstimatorInputError, SpectralSettings
+from aiida_mlepi.data.hamiltonian import HamiltonianData
 from aiida_mlepi.data.layered_structure import LayeredStructureData
 from aiida_mlepi.data.model import TrainedModelData
 
@@ -22,8 +31,27 @@ from .common import HAMILTONIAN_PROVIDERS, progress_message
 from .resume import resumable_call
 
 
+#: the observable estimators (``settings['estimator']``)
+ESTIMATORS = ("spectral", "chord")
+
+
+def estimator_of(settings: orm.Dict) -> str:
+    return settings.get_dict().get("estimator", "spectral")
+
+
+def hamiltonian_of(process, label: str, structure: LayeredStructureData, provider: str,
+                   model: TrainedModelData | None, engine_parameters: orm.Dict) -> HamiltonianData:
+    """H(R) of ``structure`` from the provider (engine or HedgeNet-Electron), a resumable call labelled ``label``."""
+    if provider == "hedgenet":
+        hamiltonian, _ = resumable_call(process, predict_hedgenet_hamiltonian, label, structure, model)
+    else:
+        hamiltonian, _ = resumable_call(process, compute_engine_hamiltonian, label, structure, engine_parameters)
+    return hamiltonian
+
+
 class ObservableWorkChain(WorkChain):
-    """For each sampled configuration: H(R) (one node), vF (one node); then ⟨vF⟩ and its standard error."""
+    """For each sampled configuration: H(R) (one node) and its unfolded spectrum (or legacy vF, one node);
+    then the thermal average with its standard error."""
 
     @classmethod
     def define(cls, spec):
@@ -32,8 +60,12 @@ class ObservableWorkChain(WorkChain):
                              help="The configurations (e.g. the samples of one temperature).")
         spec.input("temperature_k", valid_type=orm.Float, help="Temperature of the configurations (K).")
         spec.input("settings", valid_type=orm.Dict,
-                   help="Observable settings: primitive_cell (Å), electrons_per_atom, k_radius_inv_angstrom, "
-                        "n_directions.")
+                   help="Observable settings: primitive_cell (Å), primitive_positions/numbers, electrons_per_atom, "
+                        f"estimator (one of {ESTIMATORS}), spectral (estimator settings); legacy chord: "
+                        "k_radius_inv_angstrom, n_directions.")
+        spec.input("static_spectrum", valid_type=orm.ArrayData, required=False,
+                   help="Unfolded spectrum of the undisplaced supercell (same provider and estimator): the "
+                        "reference of the spectral estimator.")
         spec.input("hamiltonian_provider", valid_type=orm.Str, default=lambda: orm.Str("reference"),
                    help=f"Which model gives H(R): one of {HAMILTONIAN_PROVIDERS} "
                         "('hedgenet' needs hamiltonian_model).")
@@ -41,12 +73,17 @@ class ObservableWorkChain(WorkChain):
                    help="Trained HedgeNet-Electron used with hamiltonian_provider='hedgenet'.")
         spec.input("engine_parameters", valid_type=orm.Dict, default=lambda: orm.Dict({}))
         spec.input("antithetic", valid_type=orm.Bool, default=lambda: orm.Bool(False),
-                   help="The configurations are ± pairs (0, 1), (2, 3), …")
+                   help="The configurations are ± pairs (0, 1), (2, 3), … (ZG: the configuration and its antipode).")
         spec.outline(cls.validate_inputs, cls.setup,
                      while_(cls.has_next_sample)(cls.compute_next_sample),
                      cls.average)
-        spec.output_namespace("per_sample", valid_type=orm.Dict, dynamic=True, help="vF of each configuration.")
-        spec.output("average", valid_type=orm.Dict, help="⟨vF⟩(T), standard error, running convergence.")
+        spec.output_namespace("per_sample", valid_type=(orm.Dict, orm.ArrayData), dynamic=True,
+                              help="Unfolded spectrum (or legacy vF) of each configuration.")
+        spec.output("average", valid_type=orm.Dict,
+                    help="The thermal average: band parameters ± standard error and their change vs the static "
+                         "lattice (spectral), or ⟨vF⟩ (chord); running convergence with the sample count.")
+        spec.output("spectral_function", valid_type=orm.ArrayData, required=False,
+                    help="Configuration-averaged A(k, E) and its peaks (spectral estimator).")
         spec.exit_code(302, "ERROR_INVALID_INPUT", message="Invalid input: {reason}")
 
     def validate_inputs(self):
@@ -62,6 +99,21 @@ class ObservableWorkChain(WorkChain):
                 return self.exit_codes.ERROR_INVALID_INPUT.format(reason=problem)
         if "primitive_cell" not in self.inputs.settings.get_dict():
             return self.exit_codes.ERROR_INVALID_INPUT.format(reason="settings need 'primitive_cell' (3×3, Å)")
+        estimator = estimator_of(self.inputs.settings)
+        if estimator not in ESTIMATORS:
+            return self.exit_codes.ERROR_INVALID_INPUT.format(
+                reason=f"estimator {estimator!r} is not one of {ESTIMATORS}")
+        if estimator == "spectral":
+            if "static_spectrum" not in self.inputs:
+                return self.exit_codes.ERROR_INVALID_INPUT.format(
+                    reason="the spectral estimator needs static_spectrum (the unfolded undisplaced supercell)")
+            try:
+                SpectralSettings.from_dict(self.inputs.settings.get_dict().get("spectral"))
+            except (EstimatorInputError, TypeError) as exc:
+                return self.exit_codes.ERROR_INVALID_INPUT.format(reason=f"spectral settings: {exc}")
+            if self.inputs.antithetic.value and len(self.inputs.structures) % 2:
+                return self.exit_codes.ERROR_INVALID_INPUT.format(
+                    reason=f"± pairs need an even number of configurations, got {len(self.inputs.structures)}")
         return None
 
     def setup(self):
@@ -81,23 +133,31 @@ class ObservableWorkChain(WorkChain):
                                      total))
 
     def _compute_sample(self, label: str, structure: LayeredStructureData) -> dict[str, orm.Data]:
-        """The nodes of one configuration: ``hamiltonian`` (H(R)) and ``per_sample`` (its vF Dict, an output).
+        """The nodes of one configuration: ``hamiltonian`` (H(R)) and ``per_sample`` (its spectrum or vF).
 
         Every call is labelled with ``label`` (``resumable_call``), so a rerun after an interruption reuses it.
         """
-        if self.inputs.hamiltonian_provider.value == "hedgenet":
-            hamiltonian, _ = resumable_call(self, predict_hedgenet_hamiltonian, f"hamiltonian_{label}",
-                                            structure, self.inputs.hamiltonian_model)
+        hamiltonian = hamiltonian_of(self, f"hamiltonian_{label}", structure, self.inputs.hamiltonian_provider.value,
+                                     self.inputs.get("hamiltonian_model"), self.inputs.engine_parameters)
+        if estimator_of(self.inputs.settings) == "chord":
+            result, _ = resumable_call(self, compute_fermi_velocity, f"fermi_velocity_{label}",
+                                       hamiltonian, self.inputs.settings)
         else:
-            hamiltonian, _ = resumable_call(self, compute_engine_hamiltonian, f"hamiltonian_{label}",
-                                            structure, self.inputs.engine_parameters)
-        velocity, _ = resumable_call(self, compute_fermi_velocity, f"fermi_velocity_{label}",
-                                     hamiltonian, self.inputs.settings)
-        return {"hamiltonian": hamiltonian, "per_sample": velocity}
+            fermi = orm.Float(self.inputs.static_spectrum.base.attributes.get("fermi_level_ev"))
+            result, _ = resumable_call(self, compute_unfolded_spectrum, f"unfolded_spectrum_{label}",
+                                       hamiltonian, self.inputs.settings, fermi)
+        return {"hamiltonian": hamiltonian, "per_sample": result}
 
     def average(self):
-        material = self.inputs.structures[sorted(self.inputs.structures)[0]].material or ""
-        average, _ = resumable_call(self, average_fermi_velocity, "average", orm.Str(material),
-                                    self.inputs.temperature_k, self.inputs.antithetic, **self.ctx.per_sample)
         self.out("per_sample", self.ctx.per_sample)
-        self.out("average", average)
+        if estimator_of(self.inputs.settings) == "chord":
+            material = self.inputs.structures[sorted(self.inputs.structures)[0]].material or ""
+            average, _ = resumable_call(self, average_fermi_velocity, "average", orm.Str(material),
+                                        self.inputs.temperature_k, self.inputs.antithetic, **self.ctx.per_sample)
+            self.out("average", average)
+            return
+        outputs, _ = resumable_call(self, average_unfolded_spectra, "average", self.inputs.static_spectrum,
+                                    self.inputs.settings, self.inputs.temperature_k, self.inputs.antithetic,
+                                    **self.ctx.per_sample)
+        self.out("average", outputs["estimate"])
+        self.out("spectral_function", outputs["spectral_function"])
