@@ -119,7 +119,7 @@ def cmd_demo(ctx, supercell, temperatures, samples, sampler, estimator, seed, an
         from aiida_mlepi.core.plotting_spectral import plot_running_estimate
 
         headline = summary["headline"]
-        click.echo(f"running {headline} vs number of configurations (10^6 m/s, ±1 s.e.):")
+        click.echo("running v0 (10^6 m/s, ±1 s.e.) vs number of configurations:")
         click.echo(band_convergence_table(summary))
         if max(len(row["running_n"]) for row in summary["rows"]) > 1:
             series = {f"{row['temperature_k']:g} K": (row["running_n"],

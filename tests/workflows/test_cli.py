@@ -36,13 +36,19 @@ def test_demo_creates_profile_then_reuses_it(fresh_env, tmp_path):
     assert "Creating AiiDA profile 'mlepi'" in first.stdout
     assert "\r" not in first.stdout + first.stderr and "\x1b[" not in first.stdout + first.stderr
     assert "samples-300K: 4/4 (100 %) done" in first.stderr
-    rows = re.findall(r"^\s+(0\.0|300\.0)\s+4\s+([0-9.]+)\s+([0-9.]+)\s+([-+][0-9.]+) %", first.stdout, re.M)
+    # the spectral estimator's table: v0 ± s.e. (10^6 m/s), signed change ± s.e., γ1, the folded-point gap
+    rows = re.findall(r"^\s+(0\.0|300\.0)\s+4\s+([0-9.]+) ± ([0-9.]+)\s+([-+][0-9.]+) ± ([0-9.]+) %\s+([0-9.]+) ± ",
+                      first.stdout, re.M)
     assert [r[0] for r in rows] == ["0.0", "300.0"]
-    for _, mean, stderr, change in rows:
-        assert 0.3 < float(mean) < 1.5  # 10^6 m/s: graphene's vF is ~0.8–1.0
-        assert abs(float(change)) < 50
-    plot = Path(re.search(r"^plot: (.*)$", first.stdout, re.M).group(1))
-    assert plot.read_bytes()[:4] == b"\x89PNG"
+    for _, v0, stderr, change, change_err, gamma1 in rows:
+        assert 0.5 < float(v0) < 0.8  # 10^6 m/s: the engine's monolayer-like v0 (graphene's is ~0.8–1.0)
+        assert 0 < float(stderr) < 0.05 and abs(float(change)) < 50
+        assert 0.2 < float(gamma1) < 0.5  # eV
+    assert "fit window q = 0.04-0.12 1/Angstrom from K" in first.stdout
+    assert "errors: ±1 standard error over configurations" in first.stdout
+    for label in ("renormalisation vs T", "spectral functions"):
+        plot = Path(re.search(rf"^{label}: (.*)$", first.stdout, re.M).group(1))
+        assert plot.read_bytes()[:4] == b"\x89PNG"
 
     second = _run(args, fresh_env, tmp_path)
     assert second.returncode == 0, second.stderr[-3000:]
@@ -55,7 +61,7 @@ def test_demo_creates_profile_then_reuses_it(fresh_env, tmp_path):
     material = re.search(r"^material: (\S+)", results.stdout, re.M).group(1)
     other = _run(["results", "--material", "graphite"], fresh_env, tmp_path)
     assert other.returncode == 1 and "Traceback" not in other.stderr
-    assert f"no ⟨vF⟩(T) results for material 'graphite'; stored materials: {material}" in other.stderr
+    assert f"no results for material 'graphite'; stored materials: {material}" in other.stderr
 
 
 def test_user_mistakes_give_one_clear_error(fresh_env, tmp_path):
@@ -140,7 +146,7 @@ def test_only_the_default_profile_is_created_without_asking(fresh_env, tmp_path)
     assert _profile_names(fresh_env) == ["mlepi"]
     for args in (["results"], ["results", "--material", "graphite"]):  # an empty database
         empty = _run(args, fresh_env, tmp_path)
-        assert empty.returncode == 1 and "no ⟨vF⟩(T) results stored yet" in empty.stderr
+        assert empty.returncode == 1 and "no results stored yet" in empty.stderr
 
     # at a terminal the user is asked; "n" keeps the error, "y" creates the profile
     for answer, created in ((b"n\n", False), (b"y\n", True)):
