@@ -20,21 +20,31 @@ def sampled_configurations(material: str, temperature_k: float) -> list[LayeredS
     return sorted((row[0] for row in qb.all()), key=lambda node: node.base.attributes.get("sample_index"))
 
 
+def _per_sample_observable(structure_filters: dict, output_class, observable: str) -> list[tuple]:
+    """(observable node, configuration) pairs: configuration → H(R) calcfunction → H(R) → calcfunction → output."""
+    qb = orm.QueryBuilder()
+    qb.append(LayeredStructureData, tag="structure", project="*", filters=structure_filters)
+    qb.append(orm.CalcFunctionNode, with_incoming="structure", tag="h_calc")
+    qb.append(orm.Data, with_incoming="h_calc", tag="hamiltonian")
+    qb.append(orm.CalcFunctionNode, with_incoming="hamiltonian", tag="o_calc")
+    qb.append(output_class, with_incoming="o_calc", project="*", filters={"attributes.observable": observable})
+    return [(node, structure) for structure, node in qb.all()]
+
+
+def _sample_filters(material: str, temperature_k: float, sample_index: int, sampler: str | None = None) -> dict:
+    filters = {"attributes.material": material, "attributes.temperature_k": float(temperature_k),
+               "attributes.sample_index": int(sample_index)}
+    if sampler is not None:
+        filters["attributes.sampler"] = sampler
+    return filters
+
+
 def sample_fermi_velocity(material: str, temperature_k: float, sample_index: int) -> list[tuple[orm.Dict, LayeredStructureData]]:
-    """(vF Dict, configuration) of one sample, joined through the provenance graph.
+    """(vF Dict, configuration) of one sample, joined through the provenance graph (legacy chord estimator).
 
     configuration → compute_engine_hamiltonian → H(R) → compute_fermi_velocity → vF.
     """
-    qb = orm.QueryBuilder()
-    qb.append(LayeredStructureData, tag="structure", project="*",
-              filters={"attributes.material": material, "attributes.temperature_k": float(temperature_k),
-                       "attributes.sample_index": int(sample_index)})
-    qb.append(orm.CalcFunctionNode, with_incoming="structure", tag="h_calc")
-    qb.append(orm.Data, with_incoming="h_calc", tag="hamiltonian")
-    qb.append(orm.CalcFunctionNode, with_incoming="hamiltonian", tag="v_calc")
-    qb.append(orm.Dict, with_incoming="v_calc", project="*",
-              filters={"attributes.observable": "fermi_velocity"})
-    return [(vf, structure) for structure, vf in qb.all()]
+    return _per_sample_observable(_sample_filters(material, temperature_k, sample_index), orm.Dict, "fermi_velocity")
 
 
 def fermi_velocity_vs_temperature(material: str) -> list[tuple[float, float, float, int]]:
@@ -67,18 +77,8 @@ def sample_unfolded_spectrum(material: str, temperature_k: float, sample_index: 
     configuration → H(R) calcfunction → HamiltonianData → compute_unfolded_spectrum → ArrayData with
     ``observable = 'unfolded_spectrum'`` (arrays ``energies``, ``weights``: see :mod:`aiida_mlepi.calculations.spectral`).
     """
-    filters = {"attributes.material": material, "attributes.temperature_k": float(temperature_k),
-               "attributes.sample_index": int(sample_index)}
-    if sampler is not None:
-        filters["attributes.sampler"] = sampler
-    qb = orm.QueryBuilder()
-    qb.append(LayeredStructureData, tag="structure", project="*", filters=filters)
-    qb.append(orm.CalcFunctionNode, with_incoming="structure", tag="h_calc")
-    qb.append(orm.Data, with_incoming="h_calc", tag="hamiltonian")
-    qb.append(orm.CalcFunctionNode, with_incoming="hamiltonian", tag="u_calc")
-    qb.append(orm.ArrayData, with_incoming="u_calc", project="*",
-              filters={"attributes.observable": "unfolded_spectrum"})
-    return [(spectrum, structure) for structure, spectrum in qb.all()]
+    return _per_sample_observable(_sample_filters(material, temperature_k, sample_index, sampler), orm.ArrayData,
+                                  "unfolded_spectrum")
 
 
 def band_renormalisation_vs_temperature(material: str, sampler: str | None = None,

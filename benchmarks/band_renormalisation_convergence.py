@@ -44,7 +44,7 @@ def run(supercells, temperatures, n_mc, n_directions, n_q, seed):
     from aiida_mlepi.core.spectral_estimators import SpectralSettings, configuration_spectrum, estimate
 
     engine = ReferenceEngine()
-    settings = SpectralSettings(n_directions=n_directions, n_q=n_q)
+    settings = SpectralSettings(n_directions=n_directions, n_q=n_q, line_points=0)
     rows, msd_rows = [], []
     for n in supercells:
         t0 = time.perf_counter()
@@ -73,7 +73,7 @@ def run(supercells, temperatures, n_mc, n_directions, n_q, seed):
                 t1 = time.perf_counter()
                 spectra = [configuration_spectrum(engine.hamiltonian(a), prim, n_el, settings, static.fermi_level_ev)
                            for a in sampled_structures(modes, u)]
-                result = estimate(static, spectra, settings, pairs=sampler == "mc")
+                result = estimate(static, spectra, settings, pairs=True)  # MC: ± pairs; ZG: u and −u (1 sample)
                 row = {"n": n, "T": t, "sampler": sampler, "n_cfg": len(spectra), **result.values,
                        "v_err": result.stderr["velocity_m_per_s"], "g_err": result.stderr["gamma1_ev"],
                        "gap_mean": result.folded_gap_ev["mean"], "gap_std": result.folded_gap_ev["std"],
