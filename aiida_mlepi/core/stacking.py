@@ -388,12 +388,16 @@ def find_supercell_match(bottom_cell: np.ndarray, top_cell: np.ndarray, *, max_s
 
 def stack_layers(bottom: Atoms, top: Atoms, interlayer_distance: float, max_strain: float = 0.02,
                  max_atoms: int = 1000, *, twist_deg: float = 0.0, max_rotation_deg: float = 0.01,
-                 vacuum: float = DEFAULT_VACUUM) -> Atoms:
+                 vacuum: float = DEFAULT_VACUUM,
+                 top_shift: tuple[float, float] = (0.0, 0.0)) -> Atoms:
     """Stack ``top`` on ``bottom`` (both z-normal 2D slabs) in one common supercell.
 
     The top slab is rotated by ``twist_deg`` about z, a common supercell is found with
     :func:`find_supercell_match` (at most ``max_atoms`` atoms in total), and the top slab is
-    strained (homogeneously, in plane) onto it; the bottom slab is not deformed. The lowest top
+    strained (homogeneously, in plane) onto it; the bottom slab is not deformed. ``top_shift``
+    translates the top slab by that fraction of its (rotated) primitive vectors before the strain
+    sets the registry: e.g. ``twist_deg=180, top_shift=(2/3, 1/3)`` on two hBN or 1H-MoS2
+    layers (second species at (1/3, 2/3)) gives AA′ / 2H stacking. The lowest top
     atom is placed ``interlayer_distance`` (Å) above the highest bottom atom; ``vacuum`` Å of
     vacuum separate the periodic images along z. Bottom layers keep their ``layer_ids``; the top
     layers are numbered after them. ``atoms.info`` records the match: ``stacking_bottom_matrix``,
@@ -416,7 +420,11 @@ def stack_layers(bottom: Atoms, top: Atoms, interlayer_distance: float, max_stra
     rot = _rotation(np.radians(twist_deg))
     cell_t_rot = cell_t @ rot.T
     frac_b = bottom.get_scaled_positions(wrap=False)
+    shift = np.asarray(top_shift, dtype=float)
+    if shift.shape != (2,) or not np.isfinite(shift).all():
+        raise StackingError(f"top_shift must be two finite fractions, got {top_shift!r}")
     frac_t = top.get_scaled_positions(wrap=False)
+    frac_t[:, :2] += shift
     xy_b = _tile_layer(cell_b, frac_b[:, :2], match.bottom_matrix)  # (cells, nat_b, 2)
     xy_t = _tile_layer(cell_t_rot, frac_t[:, :2], match.top_matrix)
     xy_t = xy_t @ match.deformation.T  # strain (and residual rotation) onto the common cell
@@ -451,5 +459,6 @@ def stack_layers(bottom: Atoms, top: Atoms, interlayer_distance: float, max_stra
         stacking_max_strain=match.max_strain,
         stacking_rotation_deg=match.rotation_deg,
         stacking_twist_deg=float(twist_deg),
+        stacking_top_shift=shift.tolist(),
     )
     return atoms

@@ -1,4 +1,4 @@
-"""Builders of layered structures: graphene monolayer, AB/AA bilayer graphene, supercells.
+"""Builders of layered structures: graphene, hBN and 1H-MX2 monolayers, AB/AA bilayer graphene, supercells.
 
 All structures are :class:`ase.Atoms` with ``pbc = (True, True, False)``, the layers normal to z,
 a vacuum region along z, and ``layer_ids`` attached (see :mod:`aiida_mlepi.core.layers`).
@@ -18,6 +18,12 @@ GRAPHENE_LATTICE_CONSTANT = 2.46
 #: interlayer distance of bilayer graphene (Å), experiment (graphite)
 GRAPHENE_INTERLAYER_DISTANCE = 3.35
 DEFAULT_VACUUM = 20.0  #: Å of vacuum along z
+#: hBN lattice constant (Å), experiment (X-ray, Pease, Acta Cryst. 5, 356 (1952))
+HBN_LATTICE_CONSTANT = 2.504
+#: 2H-MoS2 lattice constant and S–S layer thickness (Å), experiment (a = 3.160, c = 12.294,
+#: z(S) = 0.621 as tabulated by Böker et al., PRB 64, 235305 (2001)); thickness = 2(3/4 − z)·c
+MOS2_LATTICE_CONSTANT = 3.160
+MOS2_THICKNESS = 3.172
 
 
 def hexagonal_cell(a: float, c: float) -> np.ndarray:
@@ -32,6 +38,31 @@ def graphene_monolayer(a: float = GRAPHENE_LATTICE_CONSTANT, vacuum: float = DEF
     frac = np.array([[0.0, 0.0, 0.5], [1.0 / 3.0, 2.0 / 3.0, 0.5]])
     atoms = Atoms(symbol * 2, scaled_positions=frac, cell=cell, pbc=(True, True, False))
     return set_layer_ids(atoms, [0, 0])
+
+
+def hbn_monolayer(a: float = HBN_LATTICE_CONSTANT, vacuum: float = DEFAULT_VACUUM) -> Atoms:
+    """Two-atom hexagonal boron nitride cell: B at the origin, N at (1/3, 2/3) (fractional)."""
+    atoms = graphene_monolayer(a, vacuum, symbol="B")
+    atoms.symbols[1] = "N"
+    return atoms
+
+
+def tmd_monolayer(metal: str = "Mo", chalcogen: str = "S", a: float = MOS2_LATTICE_CONSTANT,
+                  thickness: float = MOS2_THICKNESS, vacuum: float = DEFAULT_VACUUM) -> Atoms:
+    """Three-atom 1H (trigonal prismatic) MX2 cell, one layer (layer id 0).
+
+    The metal sits at the origin, both chalcogens at (1/3, 2/3), ``thickness``/2 (Å) below and
+    above it (``thickness`` = vertical X–X distance inside the layer).
+    """
+    if a <= 0 or thickness <= 0 or vacuum < 0:
+        raise ValueError("a and thickness must be positive, vacuum non-negative (Å)")
+    c = vacuum + thickness
+    cell = hexagonal_cell(a, c)
+    xy = np.array([[0.0, 0.0], [1.0 / 3.0, 2.0 / 3.0], [1.0 / 3.0, 2.0 / 3.0]]) @ cell[:2, :2]
+    z = 0.5 * c + np.array([0.0, -0.5 * thickness, 0.5 * thickness])
+    atoms = Atoms([metal, chalcogen, chalcogen], positions=np.column_stack([xy, z]), cell=cell,
+                  pbc=(True, True, False))
+    return set_layer_ids(atoms, [0, 0, 0])
 
 
 def graphene_bilayer(stacking: str = "AB", a: float = GRAPHENE_LATTICE_CONSTANT,

@@ -289,3 +289,13 @@ def test_hbn_like_on_graphene_and_on_a_bilayer():
     assert z[ids == 1].min() - z[ids == 0].max() == pytest.approx(D)
     with pytest.raises(StackingError):
         stack_layers(graphene_monolayer(), hbn, -1.0)
+
+
+def test_stack_layers_top_shift_sets_the_registry():
+    # graphene on graphene shifted by (1/3, 2/3): the AB bilayer of graphene_bilayer, atom for atom
+    atoms = stack_layers(graphene_monolayer(), graphene_monolayer(), D, top_shift=(1 / 3, 2 / 3))
+    ab = graphene_bilayer("AB")
+    assert np.allclose(atoms.get_scaled_positions()[:, :2], ab.get_scaled_positions()[:, :2], atol=1e-12)
+    assert atoms.info["stacking_top_shift"] == pytest.approx([1 / 3, 2 / 3])
+    with pytest.raises(StackingError, match="top_shift"):
+        stack_layers(graphene_monolayer(), graphene_monolayer(), D, top_shift=(0.5,))
