@@ -433,10 +433,14 @@ def running_estimates(static: ConfigurationSpectrum, spectra: list[Configuration
             replicas = []
             for i in range(n_ind):
                 left_out = per_cfg[i * group:(i + 1) * group].sum(axis=0)
-                replicas.append(fit_of((total - left_out) / (count - group)).parameters)
+                try:
+                    replicas.append(fit_of((total - left_out) / (count - group)).parameters)
+                except EstimatorInputError:  # a replica without enough peaks: no error bar rather than a wrong one
+                    replicas.append({})
             for key in full.parameters:
                 r = np.array([rep.get(key, np.nan) for rep in replicas])
-                stderr[key] = float(np.sqrt((n_ind - 1) / n_ind * np.sum((r - r.mean()) ** 2)))
+                if np.isfinite(r).all():
+                    stderr[key] = float(np.sqrt((n_ind - 1) / n_ind * np.sum((r - r.mean()) ** 2)))
         used = spectra[:count]
         results.append(SpectralEstimate(
             model=settings.model, values=full.parameters, stderr=stderr, residual_rms_ev=full.residual_rms_ev,
