@@ -12,7 +12,8 @@ through the default estimator of :mod:`aiida_mlepi.core.spectral_estimators` (fo
 of the averaged A(k, E) over q = 0.04–0.12 Å⁻¹ from K). Prints per (n, T, sampler): v₀ (10⁶ m/s) ± s.e.,
 Δv₀/v₀ (%) vs the static lattice of the same n, γ₁ (eV) and its shift, the disorder gap at the folded
 point, the number of configurations and the wall time; then the MSD per atom (in-plane/out-of-plane) per n
-with and without the rigid-layer modes. Writes ``benchmarks/output/band_renormalisation_convergence.{json,png}``::
+with and without the rigid-layer modes. Writes ``benchmarks/output/band_renormalisation_convergence.{json,png}``
+(rows are merged into the JSON after each (n, T, sampler), so runs of one size each build one table)::
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/band_renormalisation_convergence.py \\
         [--supercells 6,9,12] [--temperatures 0,300] [--samples 8] [--directions 2]
@@ -33,7 +34,26 @@ import numpy as np
 OUTPUT = Path(__file__).resolve().parent / "output"
 
 
-def run(supercells, temperatures, n_mc, n_directions, n_q, seed):
+def save_rows(rows: list, msd_rows: list, path: Path) -> tuple[list, list]:
+    """Merge ``rows``/``msd_rows`` into the JSON at ``path`` (same (n, T, sampler) replaced) and return all of them,
+    so that a long run (or runs of one supercell size each) builds up one table."""
+    old = json.loads(path.read_text()) if path.exists() else {"rows": [], "msd": []}
+
+    def key(r):
+        return (r["n"], r["T"], r.get("sampler", r.get("modes")))
+
+    merged = {key(r): r for r in old["rows"]}
+    merged.update({key(r): r for r in rows})
+    merged_msd = {key(r): r for r in old["msd"]}
+    merged_msd.update({key(r): r for r in msd_rows})
+    out_rows = sorted(merged.values(), key=lambda r: (r["n"], -1 if r["T"] is None else r["T"], r["sampler"]))
+    out_msd = sorted(merged_msd.values(), key=lambda r: (r["n"], r["T"], r["modes"]))
+    path.parent.mkdir(exist_ok=True)
+    path.write_text(json.dumps({"rows": out_rows, "msd": out_msd}, indent=1))
+    return out_rows, out_msd
+
+
+def run(supercells, temperatures, n_mc, n_directions, n_q, seed, json_path: Path):
     from aiida_mlepi.core.engine import ReferenceEngine
     from aiida_mlepi.core.engine.relax import relaxed_bilayer_graphene, supercell_kpoints_mesh
     from aiida_mlepi.core.layers import get_layer_ids  # noqa: F401  (layer ids travel with the structures)
@@ -83,6 +103,7 @@ def run(supercells, temperatures, n_mc, n_directions, n_q, seed):
                        100 * result.stderr["velocity_m_per_s"] / ref.values["velocity_m_per_s"],
                        "dg1_mev": 1e3 * (result.values["gamma1_ev"] - ref.values["gamma1_ev"])}
                 rows.append(row)
+                save_rows(rows, msd_rows, json_path)
                 err = "" if row["dv_err_percent"] is None else f" ± {row['dv_err_percent']:.2f}"
                 print(f"  n={n} T={t:g} K {sampler}: {len(spectra)} cfg, Δv0/v0 = {row['dv_percent']:+.2f}{err} %, "
                       f"Δγ1 = {row['dg1_mev']:+.1f} meV, gap {1e3 * row['gap_mean']:.1f} meV, "
@@ -150,10 +171,10 @@ def main():
     args = p.parse_args()
     supercells = [int(x) for x in args.supercells.split(",")]
     temperatures = [float(x) for x in args.temperatures.split(",")]
-    rows, msd_rows = run(supercells, temperatures, args.samples, args.directions, args.n_q, args.seed)
+    json_path = OUTPUT / "band_renormalisation_convergence.json"
+    rows, msd_rows = run(supercells, temperatures, args.samples, args.directions, args.n_q, args.seed, json_path)
+    rows, msd_rows = save_rows(rows, msd_rows, json_path)  # with the rows of earlier runs (other n)
     print_tables(rows, msd_rows)
-    OUTPUT.mkdir(exist_ok=True)
-    (OUTPUT / "band_renormalisation_convergence.json").write_text(json.dumps({"rows": rows, "msd": msd_rows}, indent=1))
     plot(rows, OUTPUT / "band_renormalisation_convergence.png")
     print(f"\nwrote {OUTPUT / 'band_renormalisation_convergence.png'}")
 
