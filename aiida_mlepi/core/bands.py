@@ -141,7 +141,12 @@ class ShiftInvert:
         shifted = self.hk - self.sigma * (sp.identity(h.num_orbitals, format="csc") if self.sk is None else self.sk)
         self.lu = scipy.sparse.linalg.splu(shifted.tocsc())
         n = h.num_orbitals
-        self.op_inverse = scipy.sparse.linalg.LinearOperator((n, n), matvec=self.lu.solve, dtype=complex)
+        self.solves = 0  #: linear solves with the LU so far (one per Lanczos step)
+        self.op_inverse = scipy.sparse.linalg.LinearOperator((n, n), matvec=self._solve, dtype=complex)
+
+    def _solve(self, b: np.ndarray) -> np.ndarray:
+        self.solves += 1
+        return self.lu.solve(b)
 
     @property
     def size(self) -> int:
@@ -164,8 +169,10 @@ def states_in_window(h: HamiltonianR, k_cart: np.ndarray, e_min: float, e_max: f
     Returns (energies (n,) ascending, eV; eigenvectors (N_orb, n) as S-orthonormal columns), n ≥ 0.
     ``solver`` (see :func:`choose_solver`): ``"dense"``: ``scipy.linalg.eigh(subset_by_value=...)``;
     ``"sparse"``: shift-invert Lanczos around the window centre (:class:`ShiftInvert`, one LU), asking
-    for ``n_guess`` states and doubling until the farthest state found lies outside the window (then
-    every state inside has been found, they are the nearest to the centre).
+    for ``n_guess`` states, then for more until the farthest state found lies outside the window (then
+    every state inside has been found, they are the nearest to the centre). The next request is the
+    larger of 2n and 1.25 n·(half width)/(distance of the farthest state found), i.e. the window's count
+    at the density of states found so far.
     """
     e_min, e_max = float(e_min), float(e_max)
     if not (np.isfinite(e_min) and np.isfinite(e_max)) or e_max < e_min:
@@ -182,13 +189,15 @@ def states_in_window(h: HamiltonianR, k_cart: np.ndarray, e_min: float, e_max: f
     n = min(n_guess, solver_k.size - 2)
     while True:
         vals, vecs = solver_k.nearest(n)
-        if np.abs(vals - centre).max() > half_width:
+        reach = np.abs(vals - centre).max()  # eV: every state closer than this to the centre is found
+        if reach > half_width:
             inside = (vals >= e_min) & (vals <= e_max)
             return vals[inside], vecs[:, inside]
         if n == solver_k.size - 2:
             raise BandsInputError(f"the window [{e_min}, {e_max}] eV holds nearly all {solver_k.size} states: "
                                   f"use solver='dense'")
-        n = min(2 * n, solver_k.size - 2)
+        wanted = 1.25 * n * half_width / reach if reach > 0 else 2 * n
+        n = min(max(2 * n, int(np.ceil(wanted))), solver_k.size - 2)
 
 
 def choose_solver(h: HamiltonianR, solver: str = "auto",

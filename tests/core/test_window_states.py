@@ -48,7 +48,7 @@ def test_window_of_engine_bilayer_near_fermi_level(engine_bilayer, solver):
     n_occ = 2 * len(h)  # 4 valence electrons per C, spin-degenerate
     fermi = 0.5 * (full[n_occ - 1] + full[n_occ])
     expected = _check_window(h, K, fermi - 1.5, fermi + 1.5, solver)
-    assert len(expected) >= 6  # > 2 n_guess: the sparse path doubled its request (2 → 4 → 8) twice
+    assert len(expected) >= 6  # > n_guess = 2: the sparse path had to ask for more states
 
 
 @pytest.mark.parametrize("solver", ["dense", "sparse"])

@@ -10,7 +10,11 @@ Two savings over calling :func:`~.hedgenet_electron.predict_hamiltonian` once pe
   neighbour search); atoms moved farther, or another cell, elements or layers: built from scratch
   (exactly the single-structure path). The neighbour search is ~0.4 s of a 144-atom structure's 0.7 s.
 * **disjoint batches** (:func:`batch_graphs`): ``batch_size`` graphs of the same cell are joined into one
-  graph (atoms and edges concatenated, indices offset), so one forward pass predicts them all.
+  graph (atoms and edges concatenated, indices offset), so one forward pass predicts them all. On CPU
+  this does not pay: one 144-atom sample's forward pass is already throughput-bound, and with glibc's
+  default malloc the larger per-edge tensors of a batch (> 32 MB, mmap'ed and page-faulted on every
+  allocation) make batches of 4–8 ~1.5× slower per sample (``benchmarks/electron_batch_inference.py``);
+  hence ``batch_size=1`` by default. Batches are for accelerators.
 
 Inference runs in ``dtype`` (float32 by default) on a converted copy of the model when the model's own
 dtype differs; the caller's model is not modified.
@@ -210,7 +214,7 @@ def inference_model(model: HedgeNetElectron, dtype: str) -> HedgeNetElectron:
     return converted
 
 
-def predict_hamiltonians(model: HedgeNetElectron, structures: list[Atoms], batch_size: int = 8,
+def predict_hamiltonians(model: HedgeNetElectron, structures: list[Atoms], batch_size: int = 1,
                          dtype: str = "float32", skin: float = DEFAULT_SKIN,
                          reuse_topology: bool = True) -> list[HamiltonianR]:
     """Predicted H(R) (eV, orthogonal basis) of each structure, ``batch_size`` structures per forward pass.
