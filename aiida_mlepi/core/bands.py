@@ -14,6 +14,11 @@ Solvers (:func:`states_at`):
 * ``"auto"``: dense below ``sparse_threshold`` orbitals (default :data:`SPARSE_THRESHOLD`),
   sparse above.
 
+:func:`states_in_window` gives every eigenpair in an energy window [e_min, e_max] (e.g. around E_F),
+dense by ``subset_by_value`` or sparse by shift-invert around the window centre, growing the number of
+states until the window is covered (one LU, :class:`ShiftInvert`). Reusing that LU at another k as a
+preconditioner does not pay (``benchmarks/window_eigensolver.py``).
+
 :func:`to_sisl` converts the blocks to a :class:`sisl.Hamiltonian` (same physics, sisl's
 supercell indexing); it is used to cross-check our Bloch sums (see ``tests/core/test_bands.py``)
 and as an alternative path; the reason the observable defaults to our own Bloch sums is in
@@ -107,12 +112,92 @@ def eigh_sparse(h: HamiltonianR, k_cart: np.ndarray, sigma: float,
     hk = h.hk(k_cart).tocsc()
     sk = None if h.s_values is None else h.sk(k_cart).tocsc()
     vals, vecs = scipy.sparse.linalg.eigsh(hk, k=n_states, M=sk, sigma=sigma, which="LM", tol=tol)
+    return _sorted_s_normalised(vals, vecs, sk)
+
+
+def _sorted_s_normalised(vals: np.ndarray, vecs: np.ndarray,
+                         sk: sp.spmatrix | None) -> tuple[np.ndarray, np.ndarray]:
+    """Eigenpairs sorted by energy, columns normalised with S (eigsh returns M-orthonormal vectors
+    already; this guards round-off)."""
     order = np.argsort(vals)
     vecs = vecs[:, order]
-    # normalise with S (eigsh returns M-orthonormal vectors already; this guards round-off)
     norms = np.sqrt(np.real(np.einsum("in,in->n", vecs.conj(),
                                       vecs if sk is None else sk @ vecs)))
     return vals[order], vecs / norms
+
+
+# ---------------------------------------------------------------------------- energy windows
+class ShiftInvert:
+    """The eigenpairs of H(k) ψ = E S(k) ψ nearest ``sigma`` (eV), from one sparse LU of H(k) − σ S(k).
+
+    The factorisation is done once (the dominant cost for large N) and reused by every call of
+    :meth:`nearest`, e.g. while :func:`states_in_window` grows the number of states it asks for.
+    """
+
+    def __init__(self, h: HamiltonianR, k_cart: np.ndarray, sigma: float):
+        self.sigma = float(sigma)
+        self.hk = h.hk(k_cart).tocsc()
+        self.sk = None if h.s_values is None else h.sk(k_cart).tocsc()
+        shifted = self.hk - self.sigma * (sp.identity(h.num_orbitals, format="csc") if self.sk is None else self.sk)
+        self.lu = scipy.sparse.linalg.splu(shifted.tocsc())
+        n = h.num_orbitals
+        self.solves = 0  #: linear solves with the LU so far (one per Lanczos step)
+        self.op_inverse = scipy.sparse.linalg.LinearOperator((n, n), matvec=self._solve, dtype=complex)
+
+    def _solve(self, b: np.ndarray) -> np.ndarray:
+        self.solves += 1
+        return self.lu.solve(b)
+
+    @property
+    def size(self) -> int:
+        return self.hk.shape[0]
+
+    def nearest(self, n_states: int, tol: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+        """The ``n_states`` eigenpairs nearest σ (eV; S-orthonormal columns), sorted by energy."""
+        if n_states < 1 or n_states >= self.size - 1:
+            raise BandsInputError(f"n_states must be in 1..{self.size - 2}, got {n_states}")
+        vals, vecs = scipy.sparse.linalg.eigsh(self.hk, k=n_states, M=self.sk, sigma=self.sigma, which="LM",
+                                               OPinv=self.op_inverse, tol=tol)
+        return _sorted_s_normalised(vals, vecs, self.sk)
+
+
+def states_in_window(h: HamiltonianR, k_cart: np.ndarray, e_min: float, e_max: float, solver: str = "auto",
+                     sparse_threshold: int = SPARSE_THRESHOLD,
+                     n_guess: int = 16) -> tuple[np.ndarray, np.ndarray]:
+    """All eigenpairs of H(k) ψ = E S(k) ψ with e_min ≤ E ≤ e_max (eV) at ``k_cart`` (Å⁻¹).
+
+    Returns (energies (n,) ascending, eV; eigenvectors (N_orb, n) as S-orthonormal columns), n ≥ 0.
+    ``solver`` (see :func:`choose_solver`): ``"dense"``: ``scipy.linalg.eigh(subset_by_value=...)``;
+    ``"sparse"``: shift-invert Lanczos around the window centre (:class:`ShiftInvert`, one LU), asking
+    for ``n_guess`` states, then for more until the farthest state found lies outside the window (then
+    every state inside has been found, they are the nearest to the centre). The next request is the
+    larger of 2n and 1.25 n·(half width)/(distance of the farthest state found), i.e. the window's count
+    at the density of states found so far.
+    """
+    e_min, e_max = float(e_min), float(e_max)
+    if not (np.isfinite(e_min) and np.isfinite(e_max)) or e_max < e_min:
+        raise BandsInputError(f"the energy window must be finite with e_min ≤ e_max, got [{e_min}, {e_max}] eV")
+    if n_guess < 1:
+        raise BandsInputError(f"n_guess must be a positive integer, got {n_guess}")
+    if choose_solver(h, solver, sparse_threshold) == "dense":
+        hk = h.hk(k_cart).toarray()
+        sk = None if h.s_values is None else h.sk(k_cart).toarray()
+        # LAPACK's interval is (a, b]: open it just below e_min
+        return scipy.linalg.eigh(hk, sk, subset_by_value=(np.nextafter(e_min, -np.inf), e_max))
+    centre, half_width = 0.5 * (e_min + e_max), 0.5 * (e_max - e_min)
+    solver_k = ShiftInvert(h, k_cart, centre)
+    n = min(n_guess, solver_k.size - 2)
+    while True:
+        vals, vecs = solver_k.nearest(n)
+        reach = np.abs(vals - centre).max()  # eV: every state closer than this to the centre is found
+        if reach > half_width:
+            inside = (vals >= e_min) & (vals <= e_max)
+            return vals[inside], vecs[:, inside]
+        if n == solver_k.size - 2:
+            raise BandsInputError(f"the window [{e_min}, {e_max}] eV holds nearly all {solver_k.size} states: "
+                                  f"use solver='dense'")
+        wanted = 1.25 * n * half_width / reach if reach > 0 else 2 * n
+        n = min(max(2 * n, int(np.ceil(wanted))), solver_k.size - 2)
 
 
 def choose_solver(h: HamiltonianR, solver: str = "auto",

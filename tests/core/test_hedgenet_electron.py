@@ -221,3 +221,65 @@ def test_dataset_file_round_trip(hamiltonians, tmp_path):
     assert len(back) == 2 and back[1].basis == {6: (0, 1)}
     np.testing.assert_array_equal(back[1].h_values, hamiltonians[1].h_values)
     np.testing.assert_array_equal(back[1].edges, hamiltonians[1].edges)
+
+
+@pytest.fixture(scope="module")
+def batch_structures(configurations):
+    """A reference, copies with the same / other edge sets, one moved beyond the skin, one strained."""
+    from aiida_mlepi.core.ml.electron_batch import DEFAULT_SKIN
+
+    base = configurations[0]
+    rng = np.random.default_rng(4)
+    tiny = base.copy()
+    tiny.positions += rng.normal(0.0, 1e-4, tiny.positions.shape)  # no pair crosses a cutoff
+    crossed = base.copy()
+    crossed.positions[3, 2] += 0.4  # inter-layer pairs cross the 6.0/6.5 Å cutoffs; within skin/2
+    far = base.copy()
+    far.positions += rng.normal(0.0, 0.02, far.positions.shape)
+    far.positions[5, 2] += 0.6 * DEFAULT_SKIN  # beyond skin/2: rebuilt from scratch
+    strained = base.copy()
+    strained.set_cell(1.01 * base.cell[:], scale_atoms=True)  # another cell: its own forward pass
+    shaken = base.copy()
+    shaken.positions += rng.normal(0.0, 0.05, shaken.positions.shape)
+    return [base, tiny, crossed, strained, far, shaken]
+
+
+@pytest.mark.parametrize("dtype, tol", [("float32", 1e-6), ("float64", 1e-12)])
+def test_batched_inference_matches_single_structure(batch_structures, dtype, tol):
+    """predict_hamiltonians (4 per forward pass) = predict_hamiltonian per structure, block by block (eV)."""
+    from aiida_mlepi.core.ml.electron_batch import inference_model, predict_hamiltonians
+
+    model = _model()  # float64 weights; float32 inference runs on a converted copy
+    hs = predict_hamiltonians(model, batch_structures, batch_size=4, dtype=dtype)
+    assert model.config.dtype == "float64" and next(model.parameters()).dtype == torch.float64
+    assert [h.metadata["graph"] for h in hs[:5]] == ["reused", "reused", "candidates", "rebuilt", "rebuilt"]
+    single_model = inference_model(model, dtype)
+    assert next(single_model.parameters()).dtype == getattr(torch, dtype)
+    reference_keys = set(_blocks_by_edge(hs[0]))
+    for atoms, h in zip(batch_structures, hs):
+        single = predict_hamiltonian(single_model, atoms)
+        blocks, expected = _blocks_by_edge(h), _blocks_by_edge(single)
+        assert set(blocks) == set(expected)
+        assert max(np.abs(blocks[k] - expected[k]).max() for k in expected) < tol
+        assert h.hermiticity_error() == 0.0
+        assert np.allclose(h.positions, atoms.positions) and np.abs(h.h_values).max() > 0.1
+    assert set(_blocks_by_edge(hs[2])) != reference_keys  # the moved atom changed the edge set
+    assert set(_blocks_by_edge(hs[1])) == reference_keys
+    # the same without topology reuse (every graph rebuilt)
+    again = predict_hamiltonians(model, batch_structures[:3], batch_size=3, dtype=dtype, reuse_topology=False)
+    assert [h.metadata["graph"] for h in again] == ["rebuilt"] * 3
+    for h, h_reused in zip(again, hs):
+        a, b = _blocks_by_edge(h), _blocks_by_edge(h_reused)
+        assert max(np.abs(a[k] - b[k]).max() for k in a) < tol
+
+
+def test_batched_inference_clear_errors(configurations):
+    from aiida_mlepi.core.ml.electron_batch import BatchInputError, predict_hamiltonians
+
+    model = _model()
+    assert predict_hamiltonians(model, []) == []
+    for kwargs in ({"batch_size": 0}, {"dtype": "float16"}, {"skin": 0.0}):
+        with pytest.raises(BatchInputError):
+            predict_hamiltonians(model, configurations[:1], **kwargs)
+    with pytest.raises(BatchInputError):
+        predict_hamiltonians(model, [configurations[0][:0]])

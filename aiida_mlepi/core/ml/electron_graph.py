@@ -29,7 +29,7 @@ from ase import Atoms
 
 from ..hamiltonian import HamiltonianR, shell_size
 from ..layers import get_layer_ids
-from ..neighbours import INTER, INTRA, labelled_edges
+from ..neighbours import INTER, INTRA, LabelledEdges, labelled_edges
 from .graph import GraphError
 
 
@@ -79,8 +79,11 @@ def _relation_names(cutoffs: dict[str, float]) -> tuple[str, ...]:
 
 def block_edges(atoms: Atoms, cutoff_intra: float, cutoff_inter: float) -> np.ndarray:
     """(E, 5) edge list (Rx, Ry, Rz, i, j) of the blocks to predict: on-site + pairs within the cutoffs (Å)."""
-    edges = labelled_edges(atoms, cutoff_intra, cutoff_inter)
-    n = len(atoms)
+    return block_edges_of(labelled_edges(atoms, cutoff_intra, cutoff_inter), len(atoms))
+
+
+def block_edges_of(edges: LabelledEdges, n: int) -> np.ndarray:
+    """(E, 5) edge list (Rx, Ry, Rz, i, j): on-site blocks of ``n`` atoms, then the pairs ``edges``."""
     onsite = np.column_stack([np.zeros((n, 3), dtype=np.int64), np.arange(n), np.arange(n)])
     pairs = np.column_stack([edges.shifts, edges.i, edges.j]).astype(np.int64)
     return np.vstack([onsite, pairs])
@@ -101,8 +104,13 @@ def empty_hamiltonian(atoms: Atoms, basis: dict[int, tuple[int, ...]], edges: np
 
 def build_electron_graph(h: HamiltonianR, atomic_numbers: tuple[int, ...], cutoffs: dict[str, float],
                          dtype: torch.dtype = torch.float64, with_target: bool = True,
-                         layer_ids: np.ndarray | None = None) -> ElectronGraph:
+                         layer_ids: np.ndarray | None = None,
+                         mp_pairs: LabelledEdges | None = None) -> ElectronGraph:
     """Graph of the structure of ``h``: message passing within ``cutoffs`` (relation → Å), targets = h's blocks.
+
+    ``mp_pairs``: the message-passing edges if already known (every pair within its relation's cutoff,
+    labelled with ``layer_ids``; for the homogeneous ``all`` relation within ``cutoffs['all']``), which
+    saves the neighbour search.
 
     Block edges farther apart than their relation's cutoff raise :class:`GraphError` (the model
     could not see them). The basis of ``h`` must be the model's (checked by the caller).
@@ -120,10 +128,11 @@ def build_electron_graph(h: HamiltonianR, atomic_numbers: tuple[int, ...], cutof
     # ---- message-passing edges
     mp = {}
     if relations == ("all",):
-        e = labelled_edges(atoms, cutoffs["all"], cutoffs["all"], layer_ids=layers)
+        e = labelled_edges(atoms, cutoffs["all"], cutoffs["all"], layer_ids=layers) if mp_pairs is None else mp_pairs
         masks = {"all": np.ones(len(e), dtype=bool)}
     else:
-        e = labelled_edges(atoms, cutoffs["intra"], cutoffs["inter"], layer_ids=layers)
+        e = (labelled_edges(atoms, cutoffs["intra"], cutoffs["inter"], layer_ids=layers) if mp_pairs is None
+             else mp_pairs)
         masks = {"intra": e.relation == INTRA, "inter": e.relation == INTER}
     for r, m in masks.items():
         mp[r] = (torch.as_tensor(e.i[m]), torch.as_tensor(e.j[m]), torch.as_tensor(e.shifts[m], dtype=dtype))

@@ -380,11 +380,7 @@ def predict_hamiltonian(model: HedgeNetElectron, atoms: Atoms | HamiltonianR,
     if isinstance(atoms, HamiltonianR):
         template = atoms
     else:
-        if len(atoms) == 0:
-            raise ValueError("cannot predict H(R) of an empty structure")
-        edges = block_edges(atoms, c.block_cutoff_intra, c.block_cutoff_inter)
-        template = empty_hamiltonian(atoms, {z: c.basis[z] for z in set(int(z) for z in atoms.numbers)
-                                             if z in c.basis}, edges)
+        template = prediction_template(c, atoms)
         if layer_ids is None:
             layer_ids = atoms.arrays.get("layer_ids")
     check_basis(c, template)
@@ -398,7 +394,23 @@ def predict_hamiltonian(model: HedgeNetElectron, atoms: Atoms | HamiltonianR,
         if not np.array_equal(overlap_from.edges, template.edges):
             raise ValueError("overlap_from must have the same edge list as the predicted H(R)")
         s_values = overlap_from.s_values
-    meta = {"model": "HedgeNet-Electron" if c.heterogeneous else "homogeneous baseline",
+    return predicted_hamiltonian(c, template, values, s_values)
+
+
+def prediction_template(config: HedgeNetElectronConfig, atoms: Atoms) -> HamiltonianR:
+    """Zero-valued H(R) of ``atoms`` whose edges are the blocks the model predicts: on site + pairs within
+    the block cutoffs (Å), labelled by the layer ids of ``atoms`` (stored array or z-gaps)."""
+    if len(atoms) == 0:
+        raise ValueError("cannot predict H(R) of an empty structure")
+    edges = block_edges(atoms, config.block_cutoff_intra, config.block_cutoff_inter)
+    return empty_hamiltonian(atoms, {z: config.basis[z] for z in set(int(z) for z in atoms.numbers)
+                                     if z in config.basis}, edges)
+
+
+def predicted_hamiltonian(config: HedgeNetElectronConfig, template: HamiltonianR, values: np.ndarray,
+                          s_values: np.ndarray | None = None) -> HamiltonianR:
+    """``template`` with the predicted blocks ``values`` (eV) and the prediction's metadata."""
+    meta = {"model": "HedgeNet-Electron" if config.heterogeneous else "homogeneous baseline",
             "overlap": "copied from the data source" if s_values is not None
             else "orthogonal basis: S(R) = identity (s_values=None)",
             "energy_unit": "eV", "length_unit": "Angstrom"}

@@ -1,0 +1,83 @@
+"""Eigenpairs in an energy window (:func:`states_in_window`) against full dense ``scipy.linalg.eigh``."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.linalg
+
+from aiida_mlepi.core.bands import BandsInputError, ShiftInvert, repeat_hamiltonian, states_in_window
+from aiida_mlepi.core.engine import ReferenceEngine
+from aiida_mlepi.core.structures import graphene_bilayer, in_plane_supercell
+from tests.core.test_unfolding import graphene_pi_overlap
+
+K = np.array([0.137, 0.052, 0.0])  #: Å⁻¹, generic
+
+
+@pytest.fixture(scope="module")
+def engine_bilayer():
+    """Reference-engine (sp³, orthogonal) 4×4 AB bilayer, atoms displaced 0.03 Å (no symmetry): 256 orbitals."""
+    atoms = in_plane_supercell(graphene_bilayer("AB"), 4)
+    atoms.positions += np.random.default_rng(5).normal(0.0, 0.03, atoms.positions.shape)
+    return ReferenceEngine().hamiltonian(atoms)
+
+
+def _full(h, k):
+    hk = h.hk(k).toarray()
+    sk = None if h.s_values is None else h.sk(k).toarray()
+    return hk, sk, scipy.linalg.eigh(hk, sk, eigvals_only=True)
+
+
+def _check_window(h, k, e_min, e_max, solver, n_guess=2):
+    hk, sk, full = _full(h, k)
+    expected = full[(full >= e_min) & (full <= e_max)]
+    energies, vectors = states_in_window(h, k, e_min, e_max, solver=solver, n_guess=n_guess)
+    assert energies.shape == expected.shape and vectors.shape == (h.num_orbitals, len(expected))
+    assert np.abs(energies - expected).max() < 1e-8
+    s = np.eye(h.num_orbitals) if sk is None else sk
+    assert np.abs(vectors.conj().T @ s @ vectors - np.eye(len(energies))).max() < 1e-10  # S-orthonormal
+    assert np.abs(hk @ vectors - s @ vectors * energies).max() < 1e-8  # H ψ = E S ψ
+    return expected
+
+
+@pytest.mark.parametrize("solver", ["dense", "sparse"])
+def test_window_of_engine_bilayer_near_fermi_level(engine_bilayer, solver):
+    """Orthogonal basis: the states within E_F ± 1.5 eV, E_F between the 2N-th and (2N+1)-th state at K."""
+    h = engine_bilayer
+    full = _full(h, K)[2]
+    n_occ = 2 * len(h)  # 4 valence electrons per C, spin-degenerate
+    fermi = 0.5 * (full[n_occ - 1] + full[n_occ])
+    expected = _check_window(h, K, fermi - 1.5, fermi + 1.5, solver)
+    assert len(expected) >= 6  # > n_guess = 2: the sparse path had to ask for more states
+
+
+@pytest.mark.parametrize("solver", ["dense", "sparse"])
+def test_window_non_orthogonal_pi_model(solver):
+    """S ≠ 1 (nearest-neighbour overlap 0.12), 5×5 tiling (50 orbitals), an asymmetric window."""
+    h = repeat_hamiltonian(graphene_pi_overlap(), 5, 5)
+    assert h.s_values is not None
+    expected = _check_window(h, K, -3.0, 2.0, solver)
+    assert len(expected) >= 8 and expected.min() < 0.0 < expected.max()  # valence and conduction states
+
+
+def test_window_edge_cases():
+    h = repeat_hamiltonian(graphene_pi_overlap(), 4, 4)  # 32 orbitals
+    full = _full(h, K)[2]
+    gap_lo, gap_hi = full[10], full[11]
+    for solver in ("dense", "sparse"):
+        # a window inside a gap between two states holds none
+        energies, vectors = states_in_window(h, K, gap_lo + 1e-3, gap_hi - 1e-3, solver=solver)
+        assert energies.shape == (0,) and vectors.shape == (32, 0)
+    # 'auto' is dense for small N; both ends of the window are included
+    energies, _ = states_in_window(h, K, full[3], full[6], solver="auto")
+    np.testing.assert_allclose(energies, full[3:7], atol=1e-12)
+    # the shift-invert LU is reused: nearest states to σ, consistent with the full spectrum
+    solver = ShiftInvert(h, K, sigma=0.5 * (gap_lo + gap_hi))
+    np.testing.assert_allclose(solver.nearest(2)[0], full[10:12], atol=1e-10)
+    np.testing.assert_allclose(solver.nearest(6)[0][2:4], full[10:12], atol=1e-10)
+    with pytest.raises(BandsInputError):
+        states_in_window(h, K, 1.0, -1.0)
+    with pytest.raises(BandsInputError):
+        states_in_window(h, K, -np.inf, 0.0)
+    with pytest.raises(BandsInputError):
+        states_in_window(h, K, full.min() - 1.0, full.max() + 1.0, solver="sparse")  # every state
