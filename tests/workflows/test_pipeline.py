@@ -233,3 +233,17 @@ def test_missing_code_and_other_engine_are_named(relaxed_ab_bilayer):
     assert node.exit_status == 302 and "unknown engine 'nonsense'; registered: " in node.exit_message
     with pytest.raises(ValueError, match="unknown protocol 'quick'"):
         MlepiWorkChain.get_builder_from_protocol(relaxed_ab_bilayer, protocol="quick")
+
+
+def test_cli_table_of_the_summary(pipeline):
+    from aiida_mlepi.cli.tables import pipeline_table
+
+    results, _ = pipeline
+    summary = results["summary"].get_dict()
+    text = pipeline_table(summary)
+    assert "ground-truth check" in text and f"phonons of the production supercell ({3 * SUPERCELL_ATOMS} modes" in text
+    truth = summary["ground_truth"]["renormalisation"]
+    for row in truth:  # one line per temperature with the checked count and the two v0 (10^6 m/s)
+        v = row["parameters"]["velocity_m_per_s"]
+        assert f"{row['temperature_k']:8.1f} {N_CHECK:8d} {v['ml'] / 1e6:.5f}" in text
+        assert f"{v['engine'] / 1e6:.5f}" in text
