@@ -118,3 +118,61 @@ def summary_table(summary: Mapping) -> str:
     if summary.get("observable") == "band_renormalisation_summary":
         return band_renormalisation_table(summary)
     return fermi_velocity_table(summary)
+
+
+def _percent(value, error) -> str:
+    return f"{100 * value:+.2f}" + (f" ± {100 * error:.2f}" if error is not None else " ± n/a") + " %"
+
+
+def ground_truth_table(summary: Mapping) -> str:
+    """The 'ground-truth check' of a pipeline summary: ML vs engine on the checked samples (headline band
+    parameter, 10⁶ m/s for velocities, changes vs each provider's own static lattice) and the phonon |Δω|."""
+    truth = summary.get("ground_truth")
+    lines = ["ground-truth check"]
+    if not truth:
+        return "\n".join(lines + ["  (not run: n_check = 0)"])
+    headline = summary.get("headline") or "velocity_m_per_s"
+    scale = VELOCITY_DISPLAY_M_PER_S if headline.endswith("m_per_s") else 1.0
+    unit = "10^6 m/s" if scale != 1.0 else headline.rsplit("_", 1)[-1]
+    lines.append(f"  {headline} ({unit}) on the same checked samples; change vs each provider's static lattice")
+    lines.append(f"{'T (K)':>8} {'checked':>8} {'ML':>20} {'engine':>20} {'ML change':>18} {'engine change':>18} "
+                 f"{'ML - engine':>18} {'agree':>6}")
+    for row in truth["renormalisation"]:
+        p = row["parameters"].get(headline)
+        if p is None:
+            continue
+        agree = {True: "yes", False: "NO", None: "n/a"}[p["agree"]]
+        lines.append(f"{row['temperature_k']:8.1f} {row['n_checked']:8d} "
+                     f"{_value_with_error(p['ml'], p['ml_stderr'], scale):>20} "
+                     f"{_value_with_error(p['engine'], p['engine_stderr'], scale):>20} "
+                     f"{_percent(p['ml_relative'], p['ml_relative_stderr']):>18} "
+                     f"{_percent(p['engine_relative'], p['engine_relative_stderr']):>18} "
+                     f"{_percent(p['relative_difference'], p['combined_stderr']):>18} {agree:>6}")
+    phonons = truth.get("phonons")
+    if phonons:
+        lines.append(f"  phonons of the production supercell ({phonons['num_modes']} modes, sorted): "
+                     f"|dw| mean {phonons['mean_abs_difference_cm1']:.1f} cm^-1, max "
+                     f"{phonons['max_abs_difference_cm1']:.1f} cm^-1; imaginary modes ML "
+                     f"{phonons['num_imaginary_ml']}, engine {phonons['num_imaginary_engine']}")
+    return "\n".join(lines)
+
+
+def pipeline_table(summary: Mapping) -> str:
+    """The MLEPI pipeline's result: the ML renormalisation table, then the ground-truth check and the stages."""
+    lines = ["ML (HedgeNet-Phonon + HedgeNet-Electron) on the production supercell:",
+             band_renormalisation_table(summary["loop_summary"]), "", ground_truth_table(summary), ""]
+    datasets = summary.get("datasets", {})
+    for which in ("phonon", "electron"):
+        entry = datasets.get(which)
+        if entry:
+            lines.append(f"{which} dataset: {entry['num_configurations']} configurations of {entry['num_atoms']} "
+                         f"atoms ({entry['source']})")
+    for which, entry in summary.get("training", {}).items():
+        test = entry.get("test") or {}
+        errors = ", ".join(f"{key} {value:.3g}" for key, value in test.items() if isinstance(value, (int, float)))
+        lines.append(f"{which} training: {entry['source']}, {entry.get('epochs_run', 'n/a')} epochs"
+                     + (f"; test {errors}" if errors else ""))
+    wall = summary.get("wall_time_s", {})
+    lines.append("wall time (s): " + ", ".join(f"{stage} {seconds:.0f}" for stage, seconds in wall.items()
+                                                if seconds is not None))
+    return "\n".join(lines)

@@ -103,9 +103,9 @@ def collect_dataset(engine: orm.Str, failures: orm.Dict, **members: orm.Data) ->
 
 
 # ---------------------------------------------------------------------------------------- protocol
-def load_protocols() -> dict:
-    """The parsed ``protocols/dataset.yaml``."""
-    with PROTOCOL_FILE.open() as handle:
+def load_protocols(protocol_file: Path = PROTOCOL_FILE) -> dict:
+    """The parsed protocol file (default ``protocols/dataset.yaml``)."""
+    with Path(protocol_file).open() as handle:
         return yaml.safe_load(handle)
 
 
@@ -120,9 +120,13 @@ def recursive_merge(base: dict, override: dict) -> dict:
     return merged
 
 
-def protocol_inputs(protocol: str | None = None, overrides: dict | None = None) -> dict:
-    """The input values of ``protocol`` (default: the file's ``default_protocol``), with ``overrides``."""
-    data = load_protocols()
+def protocol_inputs(protocol: str | None = None, overrides: dict | None = None,
+                    protocol_file: Path = PROTOCOL_FILE) -> dict:
+    """The input values of ``protocol`` (default: the file's ``default_protocol``), with ``overrides``.
+
+    ``protocol_file``: a YAML file with ``default_protocol``, ``default_inputs`` and ``protocols`` (default
+    ``protocols/dataset.yaml``; the pipeline uses ``protocols/pipeline.yaml``)."""
+    data = load_protocols(protocol_file)
     protocol = protocol or data["default_protocol"]
     if protocol not in data["protocols"]:
         raise ValueError(f"unknown protocol {protocol!r}; available: {sorted(data['protocols'])}")

@@ -160,3 +160,25 @@ def test_only_the_default_profile_is_created_without_asking(fresh_env, tmp_path)
         assert "Create a new profile 'other'?" in out
         assert (proc.returncode == 0) is created and ("loaded other" in out) is created, err[-2000:]
     assert _profile_names(fresh_env) == ["mlepi", "other"]
+
+
+def test_run_user_mistakes_give_one_clear_error(fresh_env, tmp_path):
+    bad_t = _run(["run", "--temperatures", "0,-10"], fresh_env, tmp_path)
+    assert bad_t.returncode == 2 and "must be ≥ 0 K" in bad_t.stderr and "Traceback" not in bad_t.stderr
+    bad_protocol = _run(["run", "--protocol", "quick"], fresh_env, tmp_path)
+    assert bad_protocol.returncode == 2 and "'quick' is not one of 'fast', 'balanced', 'stringent'" in bad_protocol.stderr
+
+
+@pytest.mark.slow
+def test_run_fast_protocol_prints_ml_and_ground_truth(fresh_env, tmp_path):
+    result = _run(["run", "--protocol", "fast", "--output-dir", "out"], fresh_env, tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:] + result.stdout[-3000:]
+    assert "training code: python-mlepi@localhost" in result.stdout
+    rows = re.findall(r"^\s+(0\.0|300\.0)\s+2\s+([0-9.]+) ± \S+\s+([0-9.]+) ± ", result.stdout, re.M)
+    assert [r[0] for r in rows] == ["0.0", "300.0"]  # the ground-truth lines: 2 checked samples per T
+    for _, v_ml, v_engine in rows:
+        assert 0.3 < float(v_ml) < 1.2 and 0.3 < float(v_engine) < 1.2  # 10^6 m/s
+    assert re.search(r"\|dw\| mean [0-9.]+ cm\^-1, max [0-9.]+ cm\^-1; imaginary modes ML \d+, engine \d+",
+                     result.stdout)
+    plot = Path(re.search(r"^renormalisation vs T: (.*)$", result.stdout, re.M).group(1))
+    assert plot.read_bytes()[:4] == b"\x89PNG"

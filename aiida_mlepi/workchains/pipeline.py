@@ -1,0 +1,518 @@
+"""`MlepiWorkChain` (``mlepi.pipeline``): the MLEPI pipeline as one submission.
+
+unit cell ─► training datasets (:class:`DatasetWorkChain`: forces of perturbed phonon-training cells; H(R) of
+electron-training cells — one dataset with ``hamiltonian=True`` when the engine gives both and no separate
+``electron_data`` is given) ─► HedgeNet-Phonon and HedgeNet-Electron trained in parallel (the CalcJobs
+``mlepi.train_phonon`` / ``mlepi.train_electron``) ─► :class:`EpiLoopWorkChain` on the production supercell with
+both networks (``force_provider = hamiltonian_provider = 'hedgenet'``) ─► ground-truth check ─► ``summary``.
+
+Ground-truth check (``n_check`` > 0): per temperature ``n_check`` of the loop's samples, chosen at random
+from ``check_seed`` (± pairs kept together when the loop sampled pairs), go through
+:class:`ObservableWorkChain` twice, with ``hamiltonian_provider='reference'`` (the engine) and
+``'hedgenet'``, each against its own static lattice (the undisplaced supercell through the same provider);
+``compare_renormalisation`` gives ML − engine of every band parameter's change and whether it lies within
+the combined standard error. The engine's phonons of the production supercell (:class:`PhononWorkChain`,
+reference forces) are compared with the ML phonons mode by mode (|Δω| in cm⁻¹).
+
+Any stage can be skipped by giving its result: ``phonon_dataset`` / ``electron_dataset`` (skip the dataset),
+``phonon_model`` / ``hamiltonian_model`` (skip dataset and training).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from aiida import orm
+from aiida.engine import ToContext, WorkChain, if_
+
+from aiida_mlepi.calculations.electron import electron_model_problem
+from aiida_mlepi.calculations.electron_training import HedgeNetElectronTrainingCalculation
+from aiida_mlepi.calculations.pipeline import compare_phonon_modes, compare_renormalisation, summarize_pipeline
+from aiida_mlepi.calculations.sampling import SAMPLERS
+from aiida_mlepi.calculations.spectral import compute_unfolded_spectrum
+from aiida_mlepi.calculations.training import HedgeNetPhononTrainingCalculation
+from aiida_mlepi.data.configuration_set import ConfigurationSetData
+from aiida_mlepi.data.hamiltonian import HamiltonianData
+from aiida_mlepi.data.layered_structure import LayeredStructureData
+from aiida_mlepi.data.model import TrainedModelData
+from aiida_mlepi.engines.base import UnknownEngineError, available_engines, get_engine
+
+from .common import child_failure, temperatures_problem, unsupported_elements
+from .dataset import DatasetWorkChain, protocol_inputs
+from .epi_loop import DEFAULT_OBSERVABLE_SETTINGS, EpiLoopWorkChain, temperature_key
+from .observable import ObservableWorkChain, hamiltonian_of
+from .phonons import PhononWorkChain, model_input_problem
+from .resume import resumable_call
+
+PROTOCOL_FILE = Path(__file__).resolve().parent.parent / "protocols" / "pipeline.yaml"
+#: inputs of the EPI loop set by the pipeline itself (the rest is exposed in the ``loop`` namespace)
+LOOP_OWN_INPUTS = ("structure", "supercell_matrix", "temperatures_k", "n_samples", "sampler", "force_provider",
+                   "phonon_model", "hamiltonian_provider", "hamiltonian_model")
+DATASET_OWN_INPUTS = ("structure", "engine")
+#: training-set members needed for a train/validation/test split
+MIN_TRAINING_CONFIGURATIONS = 3
+#: keys of the trainers' ``metrics`` copied into the summary
+METRIC_KEYS = ("epochs_run", "best_epoch", "stopped_early", "split_sizes", "test", "seed")
+
+
+def choose_checked_samples(labels: list[str], n_check: int, pairs: bool, seed: int, index: int) -> list[str]:
+    """``n_check`` of the sample ``labels`` (sorted), chosen at random from ``(seed, index)``.
+
+    With ``pairs`` the samples are ± pairs (labels 0–1, 2–3, … in sorted order) and whole pairs are chosen."""
+    ordered = sorted(labels)
+    group = 2 if pairs else 1
+    groups = [ordered[i:i + group] for i in range(0, len(ordered) - group + 1, group)]
+    count = n_check // group
+    if count > len(groups):
+        raise ValueError(f"cannot check {n_check} of {len(ordered)} samples")
+    picked = np.random.default_rng([seed, index]).choice(len(groups), size=count, replace=False)
+    return [label for k in sorted(picked.tolist()) for label in groups[k]]
+
+
+def stage_wall_time(nodes: list[orm.ProcessNode]) -> float | None:
+    """Seconds from the first node's creation to the last node's last change (None without nodes)."""
+    if not nodes:
+        return None
+    return float((max(n.mtime for n in nodes) - min(n.ctime for n in nodes)).total_seconds())
+
+
+class MlepiWorkChain(WorkChain):
+    """Datasets → both HedgeNet networks → the EPI loop with them → ground-truth check → summary.
+
+    Exit codes: 300 single layer, 301 unsupported element, 302 invalid input, 401 a dataset failed,
+    402 the phonon training failed, 403 the electron training failed, 404 the EPI loop failed,
+    405 a ground-truth observable failed, 406 the engine phonons failed (each with the child's reason).
+    """
+
+    @classmethod
+    def define(cls, spec):
+        super().define(spec)
+        spec.input("structure", valid_type=LayeredStructureData, help="Relaxed unit cell with ≥ 2 layers (Å).")
+        spec.input("engine", valid_type=orm.Str, default=lambda: orm.Str("reference"),
+                   help="Labelling engine of the datasets (aiida_mlepi.dataset_engines).")
+        spec.input("code", valid_type=orm.AbstractCode, required=False,
+                   help="Python interpreter with aiida-mlepi[ml] for the training CalcJobs (needed unless both "
+                        "models are given).")
+        spec.input("supercell_matrix", valid_type=orm.List, default=lambda: orm.List([6, 6, 1]),
+                   help="Production supercell [n1, n2, 1] of the loop.")
+        spec.input("temperatures_k", valid_type=orm.List, default=lambda: orm.List([0.0, 150.0, 300.0]),
+                   help="Temperatures (K).")
+        spec.input("n_samples", valid_type=orm.Int, default=lambda: orm.Int(16), help="Samples per temperature (mc).")
+        spec.input("sampler", valid_type=orm.Str, default=lambda: orm.Str("mc"), help=f"One of {SAMPLERS}.")
+        spec.input("n_check", valid_type=orm.Int, default=lambda: orm.Int(2),
+                   help="Samples per temperature recomputed by the engine (ground-truth check); 0 skips the check.")
+        spec.input("check_seed", valid_type=orm.Int, default=lambda: orm.Int(0),
+                   help="Seed of the random choice of the checked samples.")
+        spec.input("phonon_dataset", valid_type=ConfigurationSetData, required=False,
+                   help="Existing forces dataset: skips the phonon dataset.")
+        spec.input_namespace("electron_dataset", valid_type=HamiltonianData, dynamic=True, required=False,
+                             help="Existing H(R) of the electron-training structures: skips the electron dataset.")
+        spec.input("phonon_model", valid_type=TrainedModelData, required=False,
+                   help="Trained HedgeNet-Phonon: skips the phonon dataset and training.")
+        spec.input("hamiltonian_model", valid_type=TrainedModelData, required=False,
+                   help="Trained HedgeNet-Electron: skips the electron dataset and training.")
+        optional = {"required": False, "populate_defaults": False}
+        spec.expose_inputs(DatasetWorkChain, namespace="phonon_data", exclude=DATASET_OWN_INPUTS,
+                           namespace_options={**optional, "help": "DatasetWorkChain of the phonon training set "
+                                              "(also gives H(R) when `electron_data` is absent)."})
+        spec.expose_inputs(DatasetWorkChain, namespace="electron_data", exclude=DATASET_OWN_INPUTS,
+                           namespace_options={**optional, "help": "A separate DatasetWorkChain for the H(R) "
+                                              "(hamiltonian=True is set)."})
+        spec.expose_inputs(HedgeNetPhononTrainingCalculation, namespace="phonon_training",
+                           exclude=("code", "dataset"), namespace_options={**optional,
+                                                                           "help": "mlepi.train_phonon inputs."})
+        spec.expose_inputs(HedgeNetElectronTrainingCalculation, namespace="electron_training",
+                           exclude=("code", "hamiltonians"),
+                           namespace_options={**optional, "help": "mlepi.train_electron inputs."})
+        spec.expose_inputs(EpiLoopWorkChain, namespace="loop", exclude=LOOP_OWN_INPUTS,
+                           namespace_options={"help": "Further EpiLoopWorkChain inputs (seed, antithetic, "
+                                              "engine_parameters, observable_settings, …)."})
+        spec.outline(
+            cls.validate_inputs,
+            if_(cls.needs_datasets)(cls.run_datasets, cls.inspect_datasets),
+            if_(cls.needs_training)(cls.run_training, cls.inspect_training),
+            cls.run_loop,
+            cls.inspect_loop,
+            if_(cls.checks_ground_truth)(cls.run_ground_truth, cls.inspect_ground_truth),
+            cls.summarize,
+        )
+        spec.output("phonon_model", valid_type=TrainedModelData, help="HedgeNet-Phonon used by the loop.")
+        spec.output("hamiltonian_model", valid_type=TrainedModelData, help="HedgeNet-Electron used by the loop.")
+        spec.expose_outputs(EpiLoopWorkChain, namespace="loop")
+        spec.output_namespace("ground_truth", valid_type=orm.Dict, dynamic=True, required=False,
+                              help="ML vs engine per temperature (T_…K) and `phonons` (|Δω| cm⁻¹).")
+        spec.output("summary", valid_type=orm.Dict, help="observable 'mlepi_pipeline_summary'.")
+        spec.exit_code(300, "ERROR_SINGLE_LAYER",
+                       message="The structure has {count} layer(s); the EPI loop of a vdW stack needs ≥ 2.")
+        spec.exit_code(301, "ERROR_UNSUPPORTED_ELEMENT",
+                       message="The reference engine has no parameters for the element(s) {elements}.")
+        spec.exit_code(302, "ERROR_INVALID_INPUT", message="Invalid input: {reason}")
+        spec.exit_code(401, "ERROR_DATASET_FAILED", message="The {which} dataset failed: {message}")
+        spec.exit_code(402, "ERROR_PHONON_TRAINING_FAILED", message="The HedgeNet-Phonon training failed: {message}")
+        spec.exit_code(403, "ERROR_ELECTRON_TRAINING_FAILED",
+                       message="The HedgeNet-Electron training failed: {message}")
+        spec.exit_code(404, "ERROR_LOOP_FAILED", message="The EPI loop failed: {message}")
+        spec.exit_code(405, "ERROR_CHECK_FAILED",
+                       message="The ground-truth observable ({provider}) failed at {temperature} K: {message}")
+        spec.exit_code(406, "ERROR_ENGINE_PHONONS_FAILED", message="The engine phonons failed: {message}")
+
+    # ------------------------------------------------------------------ protocol
+    @classmethod
+    def get_builder_from_protocol(cls, structure: LayeredStructureData, engine: str = "reference",
+                                  protocol: str | None = None, code: orm.AbstractCode | None = None,
+                                  overrides: dict | None = None):
+        """A builder filled from ``protocols/pipeline.yaml`` (``fast`` | ``balanced`` | ``stringent``).
+
+        ``overrides`` is merged key by key into the protocol values (see the YAML header for the keys), e.g.
+        ``{'production': {'sampler': 'zg'}, 'n_check': 0}``.
+        """
+        values = protocol_inputs(protocol, overrides, PROTOCOL_FILE)
+        builder = cls.get_builder()
+        builder.structure = structure
+        builder.engine = orm.Str(engine)
+        if code is not None:
+            builder.code = code
+        production = values["production"]
+        builder.supercell_matrix = orm.List([int(n) for n in production["supercell"]])
+        builder.temperatures_k = orm.List([float(t) for t in production["temperatures_k"]])
+        builder.n_samples = orm.Int(production["n_samples"])
+        builder.sampler = orm.Str(production["sampler"])
+        builder.n_check = orm.Int(values["n_check"])
+        builder.loop.engine_parameters = orm.Dict(values["engine_parameters"])
+        for which in ("phonon", "electron"):
+            dataset = values["datasets"].get(which)
+            if dataset is not None:
+                sub = DatasetWorkChain.get_builder_from_protocol(structure, engine, dataset.get("protocol"),
+                                                                 dataset.get("overrides"))
+                builder[f"{which}_data"] = {key: sub[key] for key in sub if key not in DATASET_OWN_INPUTS}
+            training = values[f"{which}_training"]
+            builder[f"{which}_training"].training_parameters = orm.Dict(training["training_parameters"])
+            for option, value in (training.get("options") or {}).items():
+                builder[f"{which}_training"].metadata.options[option] = value
+        return builder
+
+    # ------------------------------------------------------------------ validation
+    def _invalid(self, reason: str):
+        return self.exit_codes.ERROR_INVALID_INPUT.format(reason=reason)
+
+    def validate_inputs(self):  # noqa: PLR0911 - one early exit per user mistake
+        structure = self.inputs.structure
+        if structure.num_layers < 2:
+            return self.exit_codes.ERROR_SINGLE_LAYER.format(count=structure.num_layers)
+        missing = unsupported_elements(structure)
+        if missing:
+            return self.exit_codes.ERROR_UNSUPPORTED_ELEMENT.format(elements=", ".join(missing))
+        engine = self.inputs.engine.value
+        try:
+            backend = get_engine(engine)
+        except UnknownEngineError:
+            return self._invalid(f"unknown engine {engine!r}; registered: {', '.join(available_engines())}")
+        reason = self._production_problem() or self._check_problem(engine)
+        if reason:
+            return self._invalid(reason)
+        reason = self._plan_sources(backend.provides_hamiltonian)
+        if reason:
+            return self._invalid(reason)
+        return None
+
+    def _production_problem(self) -> str | None:
+        temperatures = self.inputs.temperatures_k.get_list()
+        problem = temperatures_problem(temperatures)
+        if problem:
+            return problem
+        if min(temperatures) < 0:
+            return f"temperatures must be ≥ 0 K, got {temperatures}"
+        matrix = self.inputs.supercell_matrix.get_list()
+        if len(matrix) != 3 or not all(isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in matrix):
+            return f"supercell_matrix must be three positive integers [n1, n2, n3], got {matrix}"
+        sampler = self.inputs.sampler.value
+        if sampler not in SAMPLERS:
+            return f"sampler {sampler!r} is not one of {SAMPLERS}"
+        n = self.inputs.n_samples.value
+        if n < 1 or (self.inputs.loop.antithetic.value and n % 2):
+            return f"n_samples must be ≥ 1 (and even with antithetic pairs), got {n}"
+        return None
+
+    def samples_per_temperature(self) -> int:
+        if self.inputs.sampler.value == "zg":
+            return 2 if self.inputs.loop.antithetic.value else 1
+        return self.inputs.n_samples.value
+
+    def _check_problem(self, engine: str) -> str | None:
+        n_check = self.inputs.n_check.value
+        if n_check == 0:
+            return None
+        available = self.samples_per_temperature()
+        pairs = self.inputs.loop.antithetic.value
+        if n_check < 0 or n_check > available or (pairs and n_check % 2):
+            return (f"n_check must be between 0 and the {available} samples per temperature"
+                    + (" and even (± pairs are checked together)" if pairs else "") + f", got {n_check}")
+        if engine != "reference":
+            return (f"the ground-truth check recomputes samples with the reference engine only; with engine "
+                    f"{engine!r} set n_check = 0")
+        settings = {**DEFAULT_OBSERVABLE_SETTINGS, **self.inputs.loop.observable_settings.get_dict()}
+        if settings["estimator"] != "spectral":
+            return f"the ground-truth check needs the spectral estimator, got {settings['estimator']!r}; set n_check = 0"
+        return None
+
+    def _plan_sources(self, engine_gives_hamiltonian: bool) -> str | None:
+        """Where each model comes from: ``ctx.phonon_source`` / ``ctx.electron_source`` in
+        {'model', 'dataset', 'compute', 'shared'} ('shared': the H(R) of the phonon DatasetWorkChain)."""
+        inputs = self.inputs
+        if "phonon_model" in inputs:
+            problem = model_input_problem(inputs.phonon_model, inputs.structure)
+            if problem:
+                return problem.replace("`model`", "`phonon_model`")
+            phonon = "model"
+        elif "phonon_dataset" in inputs:
+            phonon = "dataset"
+            if inputs.phonon_dataset.num_configurations < MIN_TRAINING_CONFIGURATIONS:
+                return (f"phonon_dataset has {inputs.phonon_dataset.num_configurations} configuration(s); training "
+                        f"needs ≥ {MIN_TRAINING_CONFIGURATIONS}")
+        elif "phonon_data" in inputs:
+            phonon = "compute"
+        else:
+            return "give phonon_model, phonon_dataset or phonon_data (DatasetWorkChain inputs) for the forces"
+        if "hamiltonian_model" in inputs:
+            problem = electron_model_problem(inputs.hamiltonian_model)
+            if problem:
+                return problem
+            electron = "model"
+        elif inputs.get("electron_dataset"):
+            electron = "dataset"
+            if len(inputs.electron_dataset) < MIN_TRAINING_CONFIGURATIONS:
+                return (f"electron_dataset has {len(inputs.electron_dataset)} H(R); training needs "
+                        f"≥ {MIN_TRAINING_CONFIGURATIONS}")
+        elif "electron_data" in inputs:
+            electron = "compute"
+        elif phonon == "compute" and engine_gives_hamiltonian:
+            electron = "shared"
+        elif phonon == "compute":
+            return (f"engine {self.inputs.engine.value!r} gives no H(R): give electron_data with a Hamiltonian "
+                    "engine, electron_dataset or hamiltonian_model")
+        else:
+            return "give hamiltonian_model, electron_dataset or electron_data (DatasetWorkChain inputs) for H(R)"
+        for which, source in (("phonon", phonon), ("electron", electron)):
+            data = inputs.get(f"{which}_data")
+            if source in ("compute", "shared") and data is not None \
+                    and data.num_configurations.value < MIN_TRAINING_CONFIGURATIONS:
+                return (f"{which}_data.num_configurations must be ≥ {MIN_TRAINING_CONFIGURATIONS} "
+                        f"(train/validation/test), got {data.num_configurations.value}")
+        for which, source in (("phonon", phonon), ("electron", electron)):
+            if source == "model":
+                continue
+            if "code" not in inputs:
+                return (f"training HedgeNet-{which.capitalize()} needs `code`: a Python interpreter with "
+                        "aiida-mlepi[ml] installed (a computer's python3 set up as an InstalledCode)")
+            if "training_parameters" not in inputs.get(f"{which}_training", {}):
+                return f"training HedgeNet-{which.capitalize()} needs {which}_training.training_parameters"
+        self.ctx.phonon_source, self.ctx.electron_source = phonon, electron
+        return None
+
+    # ------------------------------------------------------------------ datasets
+    def needs_datasets(self) -> bool:
+        return "compute" in (self.ctx.phonon_source, self.ctx.electron_source)
+
+    def run_datasets(self):
+        futures = {}
+        for which in ("phonon", "electron"):
+            if self.ctx[f"{which}_source"] != "compute":
+                continue
+            inputs = self.exposed_inputs(DatasetWorkChain, namespace=f"{which}_data")
+            if which == "electron" or self.ctx.electron_source == "shared":
+                inputs["hamiltonian"] = orm.Bool(True)
+            futures[f"{which}_dataset"] = self.submit(DatasetWorkChain, structure=self.inputs.structure,
+                                                      engine=self.inputs.engine, **inputs)
+            self.report(f"launched DatasetWorkChain<{futures[f'{which}_dataset'].pk}> ({which})")
+        return ToContext(**futures)
+
+    def inspect_datasets(self):
+        for which in ("phonon", "electron"):
+            node = self.ctx.get(f"{which}_dataset")
+            if node is not None and not node.is_finished_ok:
+                return self.exit_codes.ERROR_DATASET_FAILED.format(which=which, message=child_failure(node))
+        return None
+
+    def _training_data(self) -> tuple[ConfigurationSetData | None, dict[str, HamiltonianData] | None]:
+        """The forces dataset and the H(R) namespace the trainers get (None where a model is given)."""
+        phonon = None
+        if self.ctx.phonon_source == "dataset":
+            phonon = self.inputs.phonon_dataset
+        elif self.ctx.phonon_source == "compute":
+            phonon = self.ctx.phonon_dataset.outputs.dataset
+        source = self.ctx.electron_source
+        if source == "dataset":
+            electron = dict(self.inputs.electron_dataset)
+        elif source in ("compute", "shared"):
+            node = self.ctx.electron_dataset if source == "compute" else self.ctx.phonon_dataset
+            electron = {label: node.outputs.hamiltonians[label] for label in node.outputs.hamiltonians}
+        else:
+            electron = None
+        return phonon, electron
+
+    # ------------------------------------------------------------------ training
+    def needs_training(self) -> bool:
+        return (self.ctx.phonon_source, self.ctx.electron_source) != ("model", "model")
+
+    def run_training(self):
+        dataset, hamiltonians = self._training_data()
+        if hamiltonians is not None and len(hamiltonians) < MIN_TRAINING_CONFIGURATIONS:
+            return self.exit_codes.ERROR_DATASET_FAILED.format(
+                which="electron", message=f"only {len(hamiltonians)} H(R) (fewer than "
+                                          f"{MIN_TRAINING_CONFIGURATIONS}) to train on")
+        futures = {}
+        if dataset is not None:
+            inputs = self.exposed_inputs(HedgeNetPhononTrainingCalculation, namespace="phonon_training")
+            futures["phonon_training"] = self.submit(HedgeNetPhononTrainingCalculation, code=self.inputs.code,
+                                                     dataset=dataset, **inputs)
+        if hamiltonians is not None:
+            inputs = self.exposed_inputs(HedgeNetElectronTrainingCalculation, namespace="electron_training")
+            futures["electron_training"] = self.submit(HedgeNetElectronTrainingCalculation, code=self.inputs.code,
+                                                       hamiltonians=hamiltonians, **inputs)
+        for name, node in futures.items():
+            self.report(f"launched {node.process_label}<{node.pk}> ({name})")
+        return ToContext(**futures)
+
+    def inspect_training(self):
+        for name, code in (("phonon_training", self.exit_codes.ERROR_PHONON_TRAINING_FAILED),
+                           ("electron_training", self.exit_codes.ERROR_ELECTRON_TRAINING_FAILED)):
+            node = self.ctx.get(name)
+            if node is not None and not node.is_finished_ok:
+                return code.format(message=child_failure(node))
+        return None
+
+    def _models(self) -> tuple[TrainedModelData, TrainedModelData]:
+        phonon = self.inputs.get("phonon_model") or self.ctx.phonon_training.outputs.model
+        electron = self.inputs.get("hamiltonian_model") or self.ctx.electron_training.outputs.model
+        return phonon, electron
+
+    # ------------------------------------------------------------------ the loop
+    def run_loop(self):
+        phonon_model, hamiltonian_model = self._models()
+        self.out("phonon_model", phonon_model)
+        self.out("hamiltonian_model", hamiltonian_model)
+        running = self.submit(EpiLoopWorkChain, **self.exposed_inputs(EpiLoopWorkChain, namespace="loop"),
+                              structure=self.inputs.structure, supercell_matrix=self.inputs.supercell_matrix,
+                              temperatures_k=self.inputs.temperatures_k, n_samples=self.inputs.n_samples,
+                              sampler=self.inputs.sampler, force_provider=orm.Str("hedgenet"),
+                              phonon_model=phonon_model, hamiltonian_provider=orm.Str("hedgenet"),
+                              hamiltonian_model=hamiltonian_model)
+        self.report(f"launched EpiLoopWorkChain<{running.pk}>")
+        return ToContext(loop=running)
+
+    def inspect_loop(self):
+        loop = self.ctx.loop
+        if not loop.is_finished_ok:
+            return self.exit_codes.ERROR_LOOP_FAILED.format(message=child_failure(loop))
+        self.out_many(self.exposed_outputs(loop, EpiLoopWorkChain, namespace="loop"))
+        return None
+
+    # ------------------------------------------------------------------ ground truth
+    def checks_ground_truth(self) -> bool:
+        return self.inputs.n_check.value > 0
+
+    def _loop_children(self, process_class) -> list[orm.WorkChainNode]:
+        return sorted((node for node in self.ctx.loop.called if node.process_class is process_class),
+                      key=lambda node: node.pk)
+
+    def run_ground_truth(self):
+        loop = self.ctx.loop
+        ml_phonons = self._loop_children(PhononWorkChain)[0]
+        observables = {node.inputs.temperature_k.value: node for node in self._loop_children(ObservableWorkChain)}
+        first = next(iter(observables.values()))
+        settings, engine_parameters = first.inputs.settings, self.inputs.loop.engine_parameters
+        pairs = self.inputs.loop.antithetic.value
+        # the engine's static lattice: the undisplaced production supercell through the engine (the ML one is
+        # the loop's own static spectrum)
+        hamiltonian = hamiltonian_of(self, "static_hamiltonian_engine", ml_phonons.outputs.supercell, "reference",
+                                     None, engine_parameters)
+        engine_static, _ = resumable_call(self, compute_unfolded_spectrum, "static_unfolded_spectrum_engine",
+                                          hamiltonian, settings)
+        statics = {"reference": engine_static, "hedgenet": loop.outputs.static_spectrum}
+        futures = {}
+        for index, temperature in enumerate(self.ctx_temperatures()):
+            node = observables[temperature]
+            labels = choose_checked_samples(list(node.inputs.structures), self.inputs.n_check.value, pairs,
+                                            self.inputs.check_seed.value, index)
+            samples = {label: node.inputs.structures[label] for label in labels}
+            for provider, static in statics.items():
+                extra = {"hamiltonian_model": self._models()[1]} if provider == "hedgenet" else {}
+                futures[f"check_{provider}_{temperature_key(temperature)}"] = self.submit(
+                    ObservableWorkChain, structures=samples, temperature_k=node.inputs.temperature_k,
+                    settings=settings, engine_parameters=engine_parameters, antithetic=node.inputs.antithetic,
+                    hamiltonian_provider=orm.Str(provider), static_spectrum=static, **extra)
+        phonon_inputs = {name: ml_phonons.inputs[name] for name in
+                         ("structure", "supercell_matrix", "displacement_angstrom", "engine_parameters", "kpoints_mesh")}
+        futures["engine_phonons"] = self.submit(PhononWorkChain, **phonon_inputs, force_provider=orm.Str("reference"))
+        self.report(f"ground-truth check: {len(futures) - 1} ObservableWorkChains and "
+                    f"PhononWorkChain<{futures['engine_phonons'].pk}> (engine)")
+        return ToContext(**futures)
+
+    def ctx_temperatures(self) -> list[float]:
+        return [float(t) for t in self.inputs.temperatures_k.get_list()]
+
+    def inspect_ground_truth(self):
+        for temperature in self.ctx_temperatures():
+            for provider in ("reference", "hedgenet"):
+                node = self.ctx[f"check_{provider}_{temperature_key(temperature)}"]
+                if not node.is_finished_ok:
+                    return self.exit_codes.ERROR_CHECK_FAILED.format(provider=provider, temperature=temperature,
+                                                                     message=child_failure(node))
+        phonons = self.ctx.engine_phonons
+        # imaginary engine modes (exit 410) are a result of the comparison, not a failure: the modes are output
+        if not (phonons.is_finished_ok or "modes" in phonons.outputs):
+            return self.exit_codes.ERROR_ENGINE_PHONONS_FAILED.format(message=child_failure(phonons))
+        return None
+
+    # ------------------------------------------------------------------ summary
+    def _stages(self) -> dict[str, Any]:
+        """Dataset sizes, training metrics and wall times (s, from the process nodes' ctime/mtime)."""
+        dataset, hamiltonians = self._training_data()
+        phonon_model, hamiltonian_model = self._models()
+        datasets = {
+            "phonon": None if dataset is None else {
+                "source": self.ctx.phonon_source, "pk": dataset.pk, "num_configurations": dataset.num_configurations,
+                "num_atoms": sorted(set(int(n) for n in dataset.get_configuration_set().num_atoms))},
+            "electron": None if hamiltonians is None else {
+                "source": self.ctx.electron_source, "num_configurations": len(hamiltonians),
+                "num_atoms": sorted({int(h.base.attributes.get("num_atoms", 0)) for h in hamiltonians.values()})},
+        }
+        training = {}
+        for which, model in (("phonon", phonon_model), ("electron", hamiltonian_model)):
+            job = self.ctx.get(f"{which}_training")
+            entry = {"source": "input" if job is None else "trained", "model_pk": model.pk,
+                     "num_parameters": model.base.attributes.get("num_parameters", None)}
+            if job is not None:
+                metrics = job.outputs.metrics.get_dict()
+                entry.update({"calcjob_pk": job.pk, **{k: metrics[k] for k in METRIC_KEYS if k in metrics}})
+            training[which] = entry
+        checks = [self.ctx[key] for key in self.ctx if key.startswith("check_")] + (
+            [self.ctx.engine_phonons] if "engine_phonons" in self.ctx else [])
+        wall = {
+            "datasets": stage_wall_time([self.ctx[k] for k in ("phonon_dataset", "electron_dataset") if k in self.ctx]),
+            "training": stage_wall_time([self.ctx[k] for k in ("phonon_training", "electron_training")
+                                         if k in self.ctx]),
+            "loop": stage_wall_time([self.ctx.loop]),
+            "ground_truth": stage_wall_time(checks),
+        }
+        return {"engine": self.inputs.engine.value, "n_check": self.inputs.n_check.value, "datasets": datasets,
+                "training": training, "wall_time_s": wall}
+
+    def summarize(self):
+        loop = self.ctx.loop
+        checks = {}
+        phonon_comparison = None
+        if self.checks_ground_truth():
+            for temperature in self.ctx_temperatures():
+                key = temperature_key(temperature)
+                ml, engine = (self.ctx[f"check_{p}_{key}"].outputs.average for p in ("hedgenet", "reference"))
+                checks[key], _ = resumable_call(self, compare_renormalisation, f"compare_{key}", ml, engine)
+            phonon_comparison, _ = resumable_call(self, compare_phonon_modes, "compare_phonons", loop.outputs.modes,
+                                                  self.ctx.engine_phonons.outputs.modes)
+            self.out("ground_truth", {**checks, "phonons": phonon_comparison})
+        extra = {} if phonon_comparison is None else {"phonon_comparison": phonon_comparison}
+        summary, _ = resumable_call(self, summarize_pipeline, "summary", loop.outputs.summary,
+                                    orm.Dict(self._stages()), **extra, **checks)
+        self.out("summary", summary)

@@ -1,0 +1,250 @@
+"""`MlepiWorkChain` end to end at the 'fast' protocol (reference engine): structure → datasets → both
+networks trained as CalcJobs on localhost → EPI loop with them → ground-truth check → summary."""
+
+from __future__ import annotations
+
+import math
+import re
+
+import numpy as np
+import pytest
+
+pytestmark = [pytest.mark.filterwarnings("ignore::UserWarning"),
+              pytest.mark.filterwarnings("ignore::DeprecationWarning")]
+
+N_CHECK, TEMPERATURES, N_SAMPLES, SUPERCELL_ATOMS = 2, [0.0, 300.0], 4, 36
+
+
+@pytest.fixture(scope="module")
+def python_code(aiida_profile):
+    from aiida_mlepi.codes import ensure_local_python_code
+
+    return ensure_local_python_code()
+
+
+@pytest.fixture(scope="module")
+def pipeline(relaxed_ab_bilayer, python_code):
+    from aiida.engine import run_get_node
+
+    from aiida_mlepi.workchains.pipeline import MlepiWorkChain
+
+    builder = MlepiWorkChain.get_builder_from_protocol(relaxed_ab_bilayer, protocol="fast", code=python_code)
+    return run_get_node(builder)
+
+
+# ------------------------------------------------------------------ plain functions
+def test_mode_differences_of_shifted_and_imaginary_spectra():
+    from aiida_mlepi.calculations.pipeline import mode_differences
+
+    engine = np.array([0.0, 0.0, 0.0, 100.0, 200.0, 300.0])
+    same = mode_differences(engine[::-1], engine)  # the order of the input does not matter: sorted
+    assert same["mean_abs_difference_cm1"] == 0.0 and same["max_abs_difference_cm1"] == 0.0
+    ml = np.array([-20.0, 0.0, 0.0, 0.0, 110.0, 310.0])  # one imaginary mode, the rest +10 cm⁻¹ or equal
+    out = mode_differences(ml, engine)
+    # sorted: ml = [-20, 0, 0, 0, 110, 310] vs [0, 0, 0, 100, 200, 300] → |Δ| = 20, 0, 0, 100, 90, 10
+    assert out["abs_difference_cm1"] == [20.0, 0.0, 0.0, 100.0, 90.0, 10.0]
+    assert out["mean_abs_difference_cm1"] == pytest.approx(220.0 / 6) and out["max_abs_difference_cm1"] == 100.0
+    assert (out["num_imaginary_ml"], out["num_imaginary_engine"]) == (1, 0)
+    with pytest.raises(ValueError, match="not the same supercell"):
+        mode_differences(ml[:5], engine)
+
+
+def test_checked_samples_are_deterministic_and_keep_pairs():
+    from aiida_mlepi.workchains.pipeline import choose_checked_samples
+
+    labels = [f"sample_{k:04d}" for k in range(8)]
+    picked = choose_checked_samples(labels, 4, True, seed=5, index=0)
+    assert picked == choose_checked_samples(labels[::-1], 4, True, seed=5, index=0)
+    assert len(picked) == 4 and all(int(a[-4:]) % 2 == 0 and int(b[-4:]) == int(a[-4:]) + 1
+                                    for a, b in zip(picked[::2], picked[1::2]))
+    others = {tuple(choose_checked_samples(labels, 4, True, seed=5, index=i)) for i in range(6)}
+    assert len(others) > 1  # the temperature index changes the choice
+    assert len(set(choose_checked_samples(labels, 3, False, seed=0, index=0))) == 3
+    with pytest.raises(ValueError):
+        choose_checked_samples(labels, 10, False, seed=0, index=0)
+
+
+def test_renormalisation_check_combines_the_errors():
+    from aiida_mlepi.calculations.pipeline import renormalisation_check
+
+    def average(value, static, stderr):
+        return {"temperature_k": 300.0, "n_samples": 4, "headline": "velocity_m_per_s", "velocity_m_per_s": value,
+                "velocity_m_per_s_stderr": None if stderr is None else stderr * static, "static_velocity_m_per_s": static,
+                "velocity_m_per_s_relative": value / static - 1, "velocity_m_per_s_relative_stderr": stderr}
+
+    row = renormalisation_check(average(0.97e6, 1.0e6, 0.03), average(0.66e6, 0.7e6, 0.04))["parameters"]
+    v = row["velocity_m_per_s"]
+    # ML −3 %, engine −5.714 %: difference +2.714 %, combined error √(3² + 4²) = 5 %
+    assert v["relative_difference"] == pytest.approx(-0.03 + 0.04 / 0.7, rel=1e-12)
+    assert v["combined_stderr"] == pytest.approx(0.05) and v["agree"] is True
+    far = renormalisation_check(average(0.80e6, 1.0e6, 0.01), average(0.7e6, 0.7e6, 0.01))["parameters"]
+    assert far["velocity_m_per_s"]["agree"] is False  # −20 % vs 0 % with a 1.4 % error bar
+    none = renormalisation_check(average(0.8e6, 1.0e6, None), average(0.7e6, 0.7e6, 0.01))["parameters"]
+    assert none["velocity_m_per_s"]["combined_stderr"] is None and none["velocity_m_per_s"]["agree"] is None
+
+
+# ------------------------------------------------------------------ the pipeline
+def test_pipeline_finishes_with_summary(pipeline):
+    results, node = pipeline
+    assert node.is_finished_ok, node.exit_message
+    summary = results["summary"].get_dict()
+    assert summary["observable"] == "mlepi_pipeline_summary" and summary["material"] == "AB-bilayer-graphene"
+    assert summary["temperatures_k"] == TEMPERATURES and summary["num_atoms"] == SUPERCELL_ATOMS
+    for row in summary["ml"]:
+        assert row["n_samples"] == N_SAMPLES
+        assert 0.3e6 < row["velocity_m_per_s"] < 1.2e6  # m/s: physically sane for a graphene-like band
+    datasets = summary["datasets"]
+    assert datasets["phonon"]["num_configurations"] == 12 and datasets["phonon"]["num_atoms"] == [16]
+    assert datasets["electron"] == {"source": "shared", "num_configurations": 12, "num_atoms": [16]}
+    assert summary["training"]["phonon"]["epochs_run"] == 20
+    assert summary["training"]["phonon"]["split_sizes"] == {"train": 8, "validation": 2, "test": 2}
+    assert math.isfinite(summary["training"]["phonon"]["test"]["forces_mae_mev_per_angstrom"])
+    assert math.isfinite(summary["training"]["electron"]["test"]["h_mae_mev"])
+    wall = summary["wall_time_s"]
+    assert all(wall[stage] > 0 for stage in ("datasets", "training", "loop", "ground_truth"))
+    assert wall["loop"] < node.mtime.timestamp() - node.ctime.timestamp()
+    assert "plot" in node.outputs.loop and node.outputs.loop.plot.get_content(mode="rb")[:4] == b"\x89PNG"
+
+
+def test_ground_truth_section(pipeline):
+    results, node = pipeline
+    truth = results["summary"]["ground_truth"]
+    assert [row["temperature_k"] for row in truth["renormalisation"]] == TEMPERATURES
+    for row in truth["renormalisation"]:
+        assert row["n_checked"] == row["n_checked_engine"] == N_CHECK
+        v = row["parameters"]["velocity_m_per_s"]
+        assert 0.3e6 < v["ml"] < 1.2e6 and 0.3e6 < v["engine"] < 1.2e6
+        assert 0.3e6 < v["engine_static"] < 1.2e6
+        assert v["relative_difference"] == pytest.approx(v["ml_relative"] - v["engine_relative"])
+        if v["combined_stderr"] is not None:
+            assert v["agree"] == (abs(v["relative_difference"]) <= v["combined_stderr"])
+    phonons = truth["phonons"]
+    assert phonons["num_modes"] == 3 * SUPERCELL_ATOMS
+    assert math.isfinite(phonons["mean_abs_difference_cm1"]) and 0 < phonons["mean_abs_difference_cm1"] \
+        <= phonons["max_abs_difference_cm1"] < 2000
+    ml_modes = node.outputs.loop.modes
+    engine_modes = results["ground_truth"]["phonons"].creator.inputs.engine_modes
+    assert phonons["num_imaginary_ml"] == ml_modes.base.attributes.get("num_imaginary")
+    assert phonons["num_imaginary_engine"] == engine_modes.base.attributes.get("num_imaginary")
+    # the engine's spectrum: three acoustic zeros and the graphene optical band near 1600 cm⁻¹
+    assert 1300 < phonons["max_frequency_engine_cm1"] < 2000
+
+
+def test_ml_check_repeats_the_loop_on_the_same_samples(pipeline):
+    """The checked samples are loop samples; their ML spectra in the check equal the loop's own ones."""
+    from aiida_mlepi.workchains.observable import ObservableWorkChain
+
+    _, node = pipeline
+    loop = node.outputs.loop
+    checks = [n for n in node.called if n.process_class is ObservableWorkChain]
+    assert len(checks) == 2 * len(TEMPERATURES)
+    loop_node = loop.summary.creator.caller  # the EpiLoopWorkChain
+    loop_obs = {n.inputs.temperature_k.value: n for n in loop_node.called if n.process_class is ObservableWorkChain}
+    for check in checks:
+        labels = sorted(check.inputs.structures)
+        assert len(labels) == N_CHECK
+        source = loop_obs[check.inputs.temperature_k.value]
+        assert all(check.inputs.structures[k].uuid == source.inputs.structures[k].uuid for k in labels)
+        if check.inputs.hamiltonian_provider.value == "hedgenet":
+            for label in labels:
+                ours, theirs = check.outputs.per_sample[label], source.outputs.per_sample[label]
+                for name in ours.get_arraynames():
+                    np.testing.assert_allclose(ours.get_array(name), theirs.get_array(name), rtol=1e-10, atol=1e-12)
+
+
+def test_provenance_dataset_models_samples_observables_summary(pipeline):
+    from aiida import orm
+
+    from aiida_mlepi.data.configuration_set import ConfigurationSetData
+    from aiida_mlepi.data.hamiltonian import HamiltonianData
+    from aiida_mlepi.data.model import TrainedModelData
+    from aiida_mlepi.workchains.phonons import PhononWorkChain
+
+    results, node = pipeline
+    phonon_model, electron_model = results["phonon_model"], results["hamiltonian_model"]
+    # dataset → training CalcJob → model
+    qb = orm.QueryBuilder().append(ConfigurationSetData, tag="d").append(orm.CalcJobNode, with_incoming="d", tag="c")
+    qb.append(TrainedModelData, with_incoming="c", filters={"id": phonon_model.pk})
+    assert qb.count() == 1
+    qb = orm.QueryBuilder().append(HamiltonianData, tag="h").append(orm.CalcJobNode, with_incoming="h", tag="c",
+                                                                     project="id")
+    qb.append(TrainedModelData, with_incoming="c", filters={"id": electron_model.pk})
+    assert len(set(qb.all(flat=True))) == 1 and qb.count() == 12  # the 12 H(R) of the shared dataset
+    # the phonon model is an input of the loop's PhononWorkChain (and of nothing with reference forces)
+    qb = orm.QueryBuilder().append(TrainedModelData, filters={"id": phonon_model.pk}, tag="m")
+    qb.append(orm.WorkChainNode, with_incoming="m", filters={"attributes.process_label": "PhononWorkChain"})
+    assert qb.count() == 1
+    # H(R) predicted by the electron model: every loop sample, the static lattice, and the checked samples
+    n_t = len(TEMPERATURES)
+    qb = orm.QueryBuilder().append(TrainedModelData, filters={"id": electron_model.pk}, tag="m")
+    qb.append(orm.CalcFunctionNode, with_incoming="m", tag="p",
+              filters={"attributes.function_name": "predict_hedgenet_hamiltonian"})
+    qb.append(HamiltonianData, with_incoming="p", project="attributes.num_atoms")
+    predicted = qb.all(flat=True)
+    assert predicted == [SUPERCELL_ATOMS] * (n_t * N_SAMPLES + 1 + n_t * N_CHECK)
+    # ground truth: the engine H(R) of the checked samples and of the static lattice, inside this pipeline
+    qb = orm.QueryBuilder().append(orm.WorkflowNode, filters={"id": node.pk}, tag="w")
+    qb.append(orm.ProcessNode, with_incoming="w", tag="s")  # direct children and their children
+    qb.append(orm.CalcFunctionNode, with_incoming="s", filters={"attributes.function_name": "compute_engine_hamiltonian"},
+              tag="e")
+    qb.append(HamiltonianData, with_incoming="e")
+    assert qb.count() == n_t * N_CHECK  # inside the ObservableWorkChains
+    qb = orm.QueryBuilder().append(orm.WorkflowNode, filters={"id": node.pk}, tag="w")
+    qb.append(orm.CalcFunctionNode, with_incoming="w", filters={"attributes.function_name": "compute_engine_hamiltonian"})
+    assert qb.count() == 1  # the engine's static lattice, called by the pipeline itself
+    # the engine phonons use reference forces, no model
+    engine_phonons = [n for n in node.called if n.process_class is PhononWorkChain]
+    assert len(engine_phonons) == 1 and engine_phonons[0].inputs.force_provider.value == "reference"
+    assert "model" not in engine_phonons[0].inputs
+    # the summary was made from the loop's summary and the comparisons
+    creator = results["summary"].creator
+    assert creator.inputs.loop_summary.uuid == node.outputs.loop.summary.uuid
+    assert {f"T_{t:g}K" for t in TEMPERATURES} <= set(creator.inputs)
+
+
+# ------------------------------------------------------------------ user mistakes
+@pytest.mark.parametrize("overrides, words", [
+    ({"n_check": 3}, "n_check must be between 0 and the 4 samples per temperature and even"),
+    ({"production": {"sampler": "zg"}, "n_check": 4}, "n_check must be between 0 and the 2 samples"),
+    ({"production": {"sampler": "metropolis"}}, "sampler 'metropolis' is not one of"),
+    ({"production": {"temperatures_k": [0, -5]}}, "temperatures must be ≥ 0 K"),
+    ({"datasets": {"phonon": {"overrides": {"num_configurations": 2}}}}, "num_configurations must be ≥ 3"),
+])
+def test_bad_input_is_exit_302_before_any_stage(relaxed_ab_bilayer, python_code, overrides, words):
+    from aiida.engine import run_get_node
+
+    from aiida_mlepi.workchains.pipeline import MlepiWorkChain
+
+    builder = MlepiWorkChain.get_builder_from_protocol(relaxed_ab_bilayer, protocol="fast", code=python_code,
+                                                       overrides=overrides)
+    _, node = run_get_node(builder)
+    assert node.exit_status == 302 and words in node.exit_message, node.exit_message
+    assert not node.called
+
+
+def test_missing_code_and_other_engine_are_named(relaxed_ab_bilayer):
+    from aiida.engine import run_get_node
+
+    from aiida_mlepi.workchains.pipeline import MlepiWorkChain
+
+    _, node = run_get_node(MlepiWorkChain.get_builder_from_protocol(relaxed_ab_bilayer, protocol="fast"))
+    assert node.exit_status == 302 and "needs `code`" in node.exit_message
+    _, node = run_get_node(MlepiWorkChain.get_builder_from_protocol(relaxed_ab_bilayer, engine="nonsense",
+                                                                    protocol="fast"))
+    assert node.exit_status == 302 and "unknown engine 'nonsense'; registered: " in node.exit_message
+    with pytest.raises(ValueError, match="unknown protocol 'quick'"):
+        MlepiWorkChain.get_builder_from_protocol(relaxed_ab_bilayer, protocol="quick")
+
+
+def test_cli_table_of_the_summary(pipeline):
+    from aiida_mlepi.cli.tables import pipeline_table
+
+    results, _ = pipeline
+    summary = results["summary"].get_dict()
+    text = pipeline_table(summary)
+    assert "ground-truth check" in text and f"phonons of the production supercell ({3 * SUPERCELL_ATOMS} modes" in text
+    truth = summary["ground_truth"]["renormalisation"]
+    for row in truth:  # one line per temperature with the checked count and the two v0 (10^6 m/s)
+        v = row["parameters"]["velocity_m_per_s"]
+        line = rf"^\s+{row['temperature_k']:.1f}\s+{N_CHECK}\s+{v['ml'] / 1e6:.5f} ± \S+\s+{v['engine'] / 1e6:.5f} ± "
+        assert re.search(line, text, re.M), line
