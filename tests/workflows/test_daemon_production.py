@@ -160,7 +160,8 @@ def test_epi_loop_through_daemon_on_postgres_rabbitmq(running_daemon, production
     # this interpreter only slept while waiting: the daemon worker ran every step
     samples = queries.sampled_configurations(structure.material, 100.0)
     assert len(samples) == 2
-    (temperature, mean, stderr, n), = queries.fermi_velocity_vs_temperature(structure.material)
-    assert (temperature, n) == (100.0, 2)
-    static = node.outputs.static_lattice["fermi_velocity_m_per_s"]
-    assert 0.5 * static < mean < 1.5 * static
+    (temperature, v0, stderr, relative, _, n, cells, sampler), = queries.band_renormalisation_vs_temperature(
+        structure.material)
+    assert (temperature, n, cells, sampler) == (100.0, 2, 9, "mc")
+    static = node.outputs.static_lattice["velocity_m_per_s"]
+    assert 0.5 * static < v0 < 1.5 * static and relative == pytest.approx(v0 / static - 1, rel=1e-9)
