@@ -52,3 +52,13 @@ def child_failure(node) -> str:
 def progress_message(stage: str, done: int, total: int, detail: str = "") -> str:
     """A report line that the command line turns into a progress bar: ``[progress] stage i/n detail``."""
     return f"[progress] {stage} {done}/{total}" + (f" {detail}" if detail else "")
+
+
+def define_structure_exit_codes(spec) -> None:
+    """The input exit codes shared by the workflows that take a layered unit cell: 300 single layer,
+    301 element without engine parameters, 302 invalid input."""
+    spec.exit_code(300, "ERROR_SINGLE_LAYER",
+                   message="The structure has {count} layer(s); the EPI loop of a vdW stack needs ≥ 2.")
+    spec.exit_code(301, "ERROR_UNSUPPORTED_ELEMENT",
+                   message="The reference engine has no parameters for the element(s) {elements}.")
+    spec.exit_code(302, "ERROR_INVALID_INPUT", message="Invalid input: {reason}")

@@ -18,8 +18,8 @@ from aiida_mlepi.data.layered_structure import LayeredStructureData
 from aiida_mlepi.data.model import TrainedModelData
 from aiida_mlepi.calculations.electron import electron_model_problem
 
-from .common import (FORCE_PROVIDERS, HAMILTONIAN_PROVIDERS, child_failure, temperatures_problem,
-                     unsupported_elements)
+from .common import (FORCE_PROVIDERS, HAMILTONIAN_PROVIDERS, child_failure, define_structure_exit_codes,
+                     temperatures_problem, unsupported_elements)
 from .observable import ESTIMATORS, ObservableWorkChain, estimator_of, hamiltonian_of
 from .phonons import PhononWorkChain, model_input_problem
 from .resume import resumable_call
@@ -38,8 +38,9 @@ def temperature_key(temperature_k: float) -> str:
 class EpiLoopWorkChain(WorkChain):
     """The whole loop for one layered material, every step recorded.
 
-    Exit codes: 300 single layer, 301 unsupported element, 302 invalid input, 303 negative temperature, 304 bad sample count,
-    401–403 a stage failed (its own exit code is reported).
+    Exit codes: 300 single layer, 301 unsupported element, 302 invalid input (also: non-numeric temperatures,
+    bad model files, unknown sampler or estimator), 303 negative temperature, 304 bad sample count,
+    401–403 a stage failed (the child's exit status and message are in the message).
     """
 
     @classmethod
@@ -99,11 +100,7 @@ class EpiLoopWorkChain(WorkChain):
                     help="Renormalisation vs T with ±1 s.e. bars (PNG; legacy chord: ⟨vF⟩(T)).")
         spec.output("spectral_plot", valid_type=orm.SinglefileData, required=False,
                     help="Heat maps of the averaged A(k, E) around K: static lattice and temperatures (PNG).")
-        spec.exit_code(300, "ERROR_SINGLE_LAYER",
-                       message="The structure has {count} layer(s); the EPI loop of a vdW stack needs ≥ 2.")
-        spec.exit_code(301, "ERROR_UNSUPPORTED_ELEMENT",
-                       message="The reference engine has no parameters for the element(s) {elements}.")
-        spec.exit_code(302, "ERROR_INVALID_INPUT", message="Invalid input: {reason}")
+        define_structure_exit_codes(spec)
         spec.exit_code(303, "ERROR_NEGATIVE_TEMPERATURE", message="Temperatures must be ≥ 0 K, got {values}.")
         spec.exit_code(304, "ERROR_INVALID_SAMPLE_COUNT", message="{reason}")
         spec.exit_code(401, "ERROR_PHONONS_FAILED", message="The phonon stage failed: {message}")

@@ -39,7 +39,7 @@ from aiida_mlepi.data.layered_structure import LayeredStructureData
 from aiida_mlepi.data.model import TrainedModelData
 from aiida_mlepi.engines.base import UnknownEngineError, available_engines, get_engine
 
-from .common import child_failure, temperatures_problem, unsupported_elements
+from .common import child_failure, define_structure_exit_codes, temperatures_problem, unsupported_elements
 from .dataset import DatasetWorkChain, protocol_inputs
 from .epi_loop import DEFAULT_OBSERVABLE_SETTINGS, EpiLoopWorkChain, temperature_key
 from .observable import ObservableWorkChain, hamiltonian_of
@@ -144,11 +144,7 @@ class MlepiWorkChain(WorkChain):
         spec.output_namespace("ground_truth", valid_type=orm.Dict, dynamic=True, required=False,
                               help="ML vs engine per temperature (T_…K) and `phonons` (|Δω| cm⁻¹).")
         spec.output("summary", valid_type=orm.Dict, help="observable 'mlepi_pipeline_summary'.")
-        spec.exit_code(300, "ERROR_SINGLE_LAYER",
-                       message="The structure has {count} layer(s); the EPI loop of a vdW stack needs ≥ 2.")
-        spec.exit_code(301, "ERROR_UNSUPPORTED_ELEMENT",
-                       message="The reference engine has no parameters for the element(s) {elements}.")
-        spec.exit_code(302, "ERROR_INVALID_INPUT", message="Invalid input: {reason}")
+        define_structure_exit_codes(spec)
         spec.exit_code(401, "ERROR_DATASET_FAILED", message="The {which} dataset failed: {message}")
         spec.exit_code(402, "ERROR_PHONON_TRAINING_FAILED", message="The HedgeNet-Phonon training failed: {message}")
         spec.exit_code(403, "ERROR_ELECTRON_TRAINING_FAILED",
