@@ -18,9 +18,12 @@ N_SAMPLES = 4
 
 @pytest.fixture(scope="module")
 def finished_loop(relaxed_ab_bilayer):
+    # a material name of its own: the queries below must find this loop's nodes only, whatever other tests
+    # of the session stored for AB bilayer graphene
+    structure = LayeredStructureData.from_ase(relaxed_ab_bilayer.get_ase(), material="AB-bilayer-graphene-loop-test")
     _, node = run_get_node(
         EpiLoopWorkChain,
-        structure=relaxed_ab_bilayer,
+        structure=structure,
         supercell_matrix=orm.List([3, 3, 1]),
         temperatures_k=orm.List(TEMPERATURES),
         n_samples=orm.Int(N_SAMPLES),
