@@ -56,7 +56,6 @@ def save_rows(rows: list, msd_rows: list, path: Path) -> tuple[list, list]:
 def run(supercells, temperatures, n_mc, n_directions, n_q, seed, json_path: Path):
     from aiida_mlepi.core.engine import ReferenceEngine
     from aiida_mlepi.core.engine.relax import relaxed_bilayer_graphene, supercell_kpoints_mesh
-    from aiida_mlepi.core.layers import get_layer_ids  # noqa: F401  (layer ids travel with the structures)
     from aiida_mlepi.core.phonons import compute_supercell_modes
     from aiida_mlepi.core.sampling import (analytic_displacement_tensors, excluding_rigid_layer_modes,
                                            sample_displacements, sampled_structures)

@@ -17,6 +17,16 @@ def _pyplot():
     return plt
 
 
+def _save(fig, path: str | Path, title: str) -> Path:
+    """Give ``fig`` its title, write it to ``path`` (PNG, 130 dpi) and close it."""
+    if title:
+        fig.suptitle(title, fontsize=10)
+    path = Path(path)
+    fig.savefig(path, dpi=130)
+    _pyplot().close(fig)
+    return path
+
+
 def plot_spectral_functions(panels: Sequence[dict], path: str | Path, title: str = "") -> Path:
     """Heat maps of A(q, E) along a line through K, one panel each, on one colour scale.
 
@@ -59,12 +69,7 @@ def plot_spectral_functions(panels: Sequence[dict], path: str | Path, title: str
     axes[0][0].set_ylabel(r"$E - E_\mathrm{F}^\mathrm{static}$ (eV)")
     cbar = fig.colorbar(image, ax=axes[0].tolist(), shrink=0.9)
     cbar.set_label(r"$\langle A(\mathbf{k}, E)\rangle$ (eV$^{-1}$), same scale in every panel")
-    if title:
-        fig.suptitle(title, fontsize=10)
-    path = Path(path)
-    fig.savefig(path, dpi=130)
-    plt.close(fig)
-    return path
+    return _save(fig, path, title)
 
 
 def plot_renormalisation_vs_temperature(rows: Sequence[dict], path: str | Path, quantities: Sequence[tuple],
@@ -88,12 +93,7 @@ def plot_renormalisation_vs_temperature(rows: Sequence[dict], path: str | Path, 
         ax.set_xlabel(r"$T$ (K)")
         ax.set_ylabel(f"relative change of {label} (%)")
         ax.legend(fontsize=7, loc="best")
-    if title:
-        fig.suptitle(title, fontsize=10)
-    path = Path(path)
-    fig.savefig(path, dpi=130)
-    plt.close(fig)
-    return path
+    return _save(fig, path, title)
 
 
 def plot_running_estimate(series: dict[str, tuple], path: str | Path, ylabel: str, reference: float | None = None,
@@ -116,7 +116,4 @@ def plot_running_estimate(series: dict[str, tuple], path: str | Path, ylabel: st
     ax.legend(fontsize=7)
     if title:
         ax.set_title(title, fontsize=9)
-    path = Path(path)
-    fig.savefig(path, dpi=130)
-    plt.close(fig)
-    return path
+    return _save(fig, path, "")

@@ -120,9 +120,8 @@ def _sites_by_clustering(cell: np.ndarray, h: HamiltonianR, tol: float = DEFAULT
         for s, members in enumerate(sites):
             if numbers[s] != z:
                 continue
-            _, dist = _reduce_to_lattice(r - members[0], cell)
+            t, dist = _reduce_to_lattice(r - members[0], cell)
             if dist < tol:
-                t, _ = _reduce_to_lattice(r - members[0], cell)
                 members.append(r - t)
                 break
         else:

@@ -158,3 +158,27 @@ def test_bad_input_is_reported():
         map_to_primitive(moved, primitive_of(h), tol=0.5)
     with pytest.raises(UnfoldingInputError, match=r"\(nk, 3\)"):
         unfold(sc, primitive_of(h), np.zeros((2, 2)))
+
+
+def test_site_map_from_the_reference_positions_survives_large_displacements():
+    """Displacements of 0.75 Å (half a bond) defeat the nearest-site rule; the map of the undisplaced
+    positions keeps every atom on its site, and the exact sum rules hold with it."""
+    from aiida_mlepi.core.unfolding import site_map_of_reference
+
+    n = 3
+    h0 = graphene_pi()
+    cell = np.diag([n, n, 1.0]) @ h0.cell
+    ref = np.array([p + c1 * h0.cell[0] + c2 * h0.cell[1] for c2 in range(n) for c1 in range(n) for p in h0.positions])
+    moved = ref.copy()
+    moved[0] += [0.75, 0.0, 0.0]  # towards a neighbour of the other sublattice
+    h = distance_model(cell, moved, overlap=False)
+    primitive = primitive_of(h0)
+    with pytest.raises(UnfoldingInputError):
+        map_to_primitive(h, primitive, tol=0.5)
+    site_map = site_map_of_reference(ref, h, primitive)
+    assert site_map.site.tolist() == [0, 1] * (n * n) and site_map.n_cells == n * n
+    rec_sc = h.reciprocal_cell()
+    ks = np.array([GENERIC_K[0] + m1 * rec_sc[0] + m2 * rec_sc[1] for m1, m2 in itertools.product(range(n), repeat=2)])
+    states = unfold(h, primitive, ks, site_map=site_map)
+    np.testing.assert_allclose(states.weights.sum(axis=0), 1.0, atol=1e-10)
+    np.testing.assert_allclose(states.weights.sum(axis=1), 2.0, atol=1e-10)
