@@ -58,9 +58,8 @@ def fermi_velocity_vs_temperature(material: str) -> list[tuple[float, float, flo
     return sorted(tuple(row) for row in qb.all())
 
 
-def loop_summaries(material: str | None = None, limit: int | None = None) -> list[orm.Dict]:
-    """The summary tables of EPI loops (band renormalisation or legacy ⟨vF⟩(T)), newest first."""
-    filters = {"attributes.observable": {"in": ["band_renormalisation_summary", "fermi_velocity_summary"]}}
+def _summaries(observables: list[str], material: str | None, limit: int | None) -> list[orm.Dict]:
+    filters = {"attributes.observable": {"in": observables}}
     if material is not None:
         filters["attributes.material"] = material
     qb = orm.QueryBuilder().append(orm.Dict, filters=filters, project="*")
@@ -68,6 +67,18 @@ def loop_summaries(material: str | None = None, limit: int | None = None) -> lis
     if limit is not None:
         qb.limit(limit)
     return [row[0] for row in qb.all()]
+
+
+def loop_summaries(material: str | None = None, limit: int | None = None) -> list[orm.Dict]:
+    """The summary tables of EPI loops (band renormalisation or legacy ⟨vF⟩(T)), newest first."""
+    return _summaries(["band_renormalisation_summary", "fermi_velocity_summary"], material, limit)
+
+
+def pipeline_summaries(material: str | None = None, limit: int | None = None) -> list[orm.Dict]:
+    """The summaries of MLEPI pipeline runs (``mlepi.pipeline``: ML results and the ground-truth check), newest first."""
+    from aiida_mlepi.calculations.pipeline import SUMMARY_OBSERVABLE
+
+    return _summaries([SUMMARY_OBSERVABLE], material, limit)
 
 
 def sample_unfolded_spectrum(material: str, temperature_k: float, sample_index: int,

@@ -28,7 +28,7 @@ def load_existing_profile(name: str | None = None) -> Profile:
     wanted = name or config.default_profile_name
     if wanted is None or wanted not in config.profile_names:
         if not config.profile_names:
-            raise click.ClickException("no AiiDA profile exists yet: run `aiida-mlepi demo` first")
+            raise click.ClickException("no AiiDA profile exists yet: run `aiida-mlepi run` or `aiida-mlepi demo` first")
         raise click.ClickException(missing_profile_message(wanted or DEFAULT_PROFILE_NAME, config))
     return load_profile(wanted, allow_switch=True)
 

@@ -248,3 +248,19 @@ def test_cli_table_of_the_summary(pipeline):
         v = row["parameters"]["velocity_m_per_s"]
         line = rf"^\s+{row['temperature_k']:.1f}\s+{N_CHECK}\s+{v['ml'] / 1e6:.5f} ± \S+\s+{v['engine'] / 1e6:.5f} ± "
         assert re.search(line, text, re.M), line
+
+
+def test_results_command_shows_the_stored_pipeline(pipeline):
+    """``aiida-mlepi results`` finds the pipeline's summary with the QueryBuilder and prints its table."""
+    from click.testing import CliRunner
+
+    from aiida_mlepi.cli import cmd_root
+    from aiida_mlepi.cli.tables import pipeline_table
+
+    results, _ = pipeline
+    summary = results["summary"]
+    material = summary["material"]
+    shown = CliRunner().invoke(cmd_root, ["results", "--material", material, "--last", "5"])
+    assert shown.exit_code == 0, shown.output
+    assert f"--- pipeline summary node {summary.pk} " in shown.output
+    assert pipeline_table(summary.get_dict()) in shown.output
