@@ -149,18 +149,19 @@ class CommitteeSteps:
         return {t: {label: node.inputs.structures[label] for label in node.inputs.structures}
                 for t, node in self._loop_observables(loop).items()}
 
-    def _member_forces(self, loop) -> dict[float, dict[int, dict[str, orm.Data]]]:
-        """Forces of every sample from every phonon member (resumable: a second call reuses the first)."""
-        out: dict[float, dict[int, dict[str, orm.Data]]] = {}
+    def _member_forces(self, loop) -> dict[str, dict[str, orm.Data]]:
+        """Forces of every sample from every phonon member: per temperature key, ``forces_m<k>_<sample>`` → node."""
+        out: dict[str, dict[str, orm.Data]] = {}
         members = self.members("phonon")
         if len(members) < 2:
             return out
         for t, samples in self._committee_samples(loop).items():
+            tkey = temperature_key(t)
+            out[tkey] = {}
             for k, model in enumerate(members):
-                result, _ = resumable_call(self, compute_model_forces,
-                                           self.key(f"committee_forces_m{k}_{temperature_key(t)}"), model,
-                                           orm.Int(DEFAULT_BATCH_SIZE), **samples)
-                out.setdefault(t, {})[k] = result["forces"]
+                result, _ = resumable_call(self, compute_model_forces, self.key(f"committee_forces_m{k}_{tkey}"),
+                                           model, orm.Int(DEFAULT_BATCH_SIZE), **samples)
+                out[tkey].update({f"forces_m{k}_{label}": node for label, node in result["forces"].items()})
         return out
 
     def run_committee(self):
@@ -186,7 +187,8 @@ class CommitteeSteps:
                         metadata={"call_link_label": name})
         self.report(f"committee of {len(self.members('phonon'))} phonon and {len(electrons)} electron members: "
                     f"{len(futures)} ObservableWorkChains")
-        self._member_forces(loop)  # while the observables run (daemon); synchronous calcfunctions
+        # while the observables run (daemon workers); synchronous calcfunctions
+        self.ctx[self.key("committee_forces")] = self._member_forces(loop)
         return ToContext(**futures)
 
     def inspect_committee(self):
@@ -199,14 +201,12 @@ class CommitteeSteps:
                 if not node.is_finished_ok:
                     return self.exit_codes.ERROR_COMMITTEE_FAILED.format(member=k, temperature=t,
                                                                          message=child_failure(node))
-        forces = self._member_forces(loop)
+        forces = self.ctx[self.key("committee_forces")]
         threshold = self.inputs.committee_threshold
         spreads = {}
         for t, node in observables.items():
             tkey = temperature_key(t)
-            nodes = {}
-            for k, per_sample in forces.get(t, {}).items():
-                nodes.update({f"forces_m{k}_{label}": value for label, value in per_sample.items()})
+            nodes = dict(forces.get(tkey, {}))
             if len(electrons) > 1:
                 member_nodes = [node] + [self.ctx[self.key(f"committee_observable_m{k}_{tkey}")]
                                          for k in range(1, len(electrons))]

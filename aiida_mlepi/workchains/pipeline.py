@@ -130,7 +130,7 @@ class MlepiWorkChain(CommitteeSteps, WorkChain):
                    help="Members per trained network {'phonon': n, 'electron': n}; member k trains with the seeds "
                         "+ k, all in parallel; member 0 drives the loop, the others give the spread.")
         spec.input("committee_threshold", valid_type=orm.Dict,
-                   default=lambda: orm.Dict({"forces_ev_per_angstrom": 0.1, "hamiltonian_mev": 10.0}),
+                   default=lambda: orm.Dict({"forces_ev_per_angstrom": 0.05, "hamiltonian_mev": 2.0}),
                    help="A sample is flagged when its committee spread exceeds forces_ev_per_angstrom (RMS over "
                         "atoms of the member std, eV/Å) or hamiltonian_mev (RMS member std of the H blocks, meV).")
         spec.input("active_learning", valid_type=orm.Bool, default=lambda: orm.Bool(False),

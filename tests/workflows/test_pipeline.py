@@ -353,3 +353,35 @@ def test_cli_uncertainty_table(pipeline):
                 rf"{v['sampling_stderr'] / 1e6:.5f} ± {v['committee_std'] / 1e6:.5f}\s")
         assert re.search(line, text, re.M), line
     assert "samples above the threshold" in text
+
+
+@pytest.mark.slow
+def test_active_learning_round(relaxed_ab_bilayer, python_code):
+    """One round at tiny size (1 temperature × 2 samples, thresholds 0: every sample is flagged): the engine
+    labels both, both training sets grow by 2, four members are retrained, the loop reruns on the new models;
+    the summary has round 0 and round 1. (The calcfunctions: tests/workflows/test_committee.py.)"""
+    from aiida.engine import run_get_node
+
+    from aiida_mlepi.data.configuration_set import ConfigurationSetData
+    from aiida_mlepi.workchains.pipeline import MlepiWorkChain
+
+    overrides = {"production": {"temperatures_k": [300.0], "n_samples": 2}, "n_check": 0, "active_learning": True,
+                 "committee_threshold": {"forces_ev_per_angstrom": 0.0, "hamiltonian_mev": 0.0}}
+    builder = MlepiWorkChain.get_builder_from_protocol(relaxed_ab_bilayer, protocol="fast", code=python_code,
+                                                       overrides=overrides)
+    results, node = run_get_node(builder)
+    assert node.is_finished_ok, node.exit_message
+    learning = results["summary"]["active_learning"]
+    assert learning["performed"] and learning["labelled_samples"] == ["T_300K_sample_0000", "T_300K_sample_0001"]
+    assert learning["datasets"]["phonon"]["num_configurations"] == 14
+    assert learning["datasets"]["phonon"]["num_atoms"] == [16, SUPERCELL_ATOMS]
+    assert learning["datasets"]["electron"]["num_configurations"] == 14
+    before, after = learning["rounds"]
+    assert before[0]["num_flagged"] == 2 and before[0]["value"] != after[0]["value"]
+    assert after[0]["value"] == results["summary"]["ml"][0]["velocity_m_per_s"]
+    # round-1 models were trained on the extended set; the loop's models are round-1 member 0
+    job = results["hamiltonian_model"].creator
+    assert len(job.inputs.hamiltonians) == 14
+    dataset = results["phonon_model"].creator.inputs.dataset
+    assert isinstance(dataset, ConfigurationSetData) and dataset.num_configurations == 14
+    assert dataset.creator.process_label == "extend_configuration_set"
