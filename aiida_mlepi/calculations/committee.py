@@ -6,6 +6,7 @@
   are the member nodes themselves, so the provenance reads model → forces / H → spectrum → estimate →
   spread;
 * :func:`summarize_committee` — the loop's rows with the committee std next to the sampling error;
+* :func:`plot_committee` — PNG of the above (change vs T with both errors; per-sample spreads vs thresholds);
 * :func:`extend_configuration_set` — a forces training set plus engine-labelled structures (active learning).
 
 Link labels of :func:`committee_spread`: ``forces_m<k>_<sample>`` (ArrayData of ``compute_model_forces``),
@@ -158,6 +159,27 @@ def summarize_committee(loop_summary: orm.Dict, **spreads: orm.Dict) -> orm.Dict
         "flagged": {f"{s['temperature_k']:g}": s["flagged"] for s in values},
         "num_flagged": sum(len(s["flagged"]) for s in values),
     })
+
+
+@calcfunction
+def plot_committee(summary: orm.Dict, **spreads: orm.Dict) -> orm.SinglefileData:
+    """PNG ``committee_uncertainty.png`` of a :func:`summarize_committee` Dict and its :func:`committee_spread`
+    Dicts (see :func:`aiida_mlepi.core.plotting_committee.plot_committee_uncertainty`)."""
+    import tempfile
+    from pathlib import Path
+
+    from aiida_mlepi.core.plotting_committee import plot_committee_uncertainty
+
+    data = summary.get_dict()
+    samples = {f"{s['temperature_k']:g}": s["samples"] for s in (node.get_dict() for node in spreads.values())}
+    headline = data.get("headline") or "velocity_m_per_s"
+    title = (f"committee of {data['num_phonon_members']} HedgeNet-Phonon + {data['num_electron_members']} "
+             "HedgeNet-Electron members")
+    with tempfile.TemporaryDirectory() as tmp:
+        path = plot_committee_uncertainty(data["rows"], samples, data.get("threshold") or {},
+                                          Path(tmp) / "committee_uncertainty.png", parameter=headline,
+                                          label=headline, title=title)
+        return orm.SinglefileData(file=str(path), filename="committee_uncertainty.png")
 
 
 @calcfunction

@@ -129,7 +129,8 @@ def active_learning_section(stages: Mapping, loop: Mapping, committee: Mapping |
         for row in loop_summary.get("rows", []):
             t = float(row["temperature_k"])
             parameter = spreads.get(t, {}).get("parameters", {}).get(headline, {})
-            out_rows.append({"temperature_k": t, "value": row.get(headline), "sampling_stderr": row.get(f"{headline}_stderr"),
+            out_rows.append({"temperature_k": t, "value": row.get(headline),
+                             "sampling_stderr": row.get(f"{headline}_stderr"),
                              "relative": row.get(f"{headline}_relative"),
                              "committee_std": parameter.get("committee_std"),
                              "relative_committee_std": parameter.get("relative_committee_std"),

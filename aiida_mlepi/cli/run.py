@@ -119,6 +119,8 @@ def cmd_run(ctx, engine, protocol, sampler, temperatures, samples, n_check, comm
     plots = [("renormalisation vs T", output_dir / "band_renormalisation_vs_T.png", node.outputs.loop.plot)]
     if "spectral_plot" in node.outputs.loop:
         plots.append(("spectral functions", output_dir / "spectral_function_maps.png", node.outputs.loop.spectral_plot))
+    if "committee_plot" in node.outputs:
+        plots.append(("committee uncertainty", output_dir / "committee_uncertainty.png", node.outputs.committee_plot))
     for _, path, data in plots:
         path.write_bytes(data.get_content(mode="rb"))
     click.echo("")

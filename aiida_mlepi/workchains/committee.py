@@ -35,7 +35,8 @@ import copy
 from aiida import orm
 from aiida.engine import ToContext
 
-from aiida_mlepi.calculations.committee import committee_spread, extend_configuration_set, summarize_committee
+from aiida_mlepi.calculations.committee import (committee_spread, extend_configuration_set, plot_committee,
+                                                summarize_committee)
 from aiida_mlepi.calculations.engine import compute_engine_forces, compute_engine_hamiltonian
 from aiida_mlepi.calculations.model_forces import DEFAULT_BATCH_SIZE, compute_model_forces
 from aiida_mlepi.calculations.spectral import compute_unfolded_spectrum
@@ -43,7 +44,7 @@ from aiida_mlepi.core.committee import CommitteeError, CommitteeThreshold
 from aiida_mlepi.data.model import TrainedModelData
 
 from .common import child_failure
-from .epi_loop import DEFAULT_OBSERVABLE_SETTINGS, temperature_key
+from .epi_loop import temperature_key
 from .observable import ObservableWorkChain, hamiltonian_of
 from .phonons import PhononWorkChain
 from .resume import calcfunction_outputs, labelled_calls, resumable_call
@@ -181,8 +182,8 @@ class CommitteeSteps:
                 for t, node in observables.items():
                     name = self.key(f"committee_observable_m{k}_{temperature_key(t)}")
                     futures[name] = self.submit(
-                        ObservableWorkChain, structures=dict(node.inputs.structures), temperature_k=node.inputs.temperature_k,
-                        settings=settings, engine_parameters=engine_parameters, antithetic=node.inputs.antithetic,
+                        ObservableWorkChain, structures=dict(node.inputs.structures),
+                        temperature_k=node.inputs.temperature_k, settings=settings, engine_parameters=engine_parameters, antithetic=node.inputs.antithetic,
                         hamiltonian_provider=orm.Str("hedgenet"), hamiltonian_model=model, static_spectrum=static,
                         metadata={"call_link_label": name})
         self.report(f"committee of {len(self.members('phonon'))} phonon and {len(electrons)} electron members: "
@@ -219,6 +220,8 @@ class CommitteeSteps:
                                     **spreads)
         self.ctx[self.key("committee_spreads")] = spreads
         self.ctx[self.key("committee_summary")] = summary
+        self.ctx[self.key("committee_plot")], _ = resumable_call(self, plot_committee, self.key("committee_plot"),
+                                                                 summary, **spreads)
         flagged = summary["num_flagged"]
         self.report(f"committee (round {self.round_index}): {flagged} sample(s) above the threshold")
         return None
@@ -261,7 +264,3 @@ class CommitteeSteps:
         self.ctx.round = 1
         self.report(f"active learning: {len(labels)} flagged sample(s) labelled by the engine; retraining "
                     f"{self.committee_size('phonon')} + {self.committee_size('electron')} members")
-
-
-def default_estimator(settings: dict) -> str:
-    return {**DEFAULT_OBSERVABLE_SETTINGS, **settings}["estimator"]

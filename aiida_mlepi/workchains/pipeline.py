@@ -169,6 +169,8 @@ class MlepiWorkChain(CommitteeSteps, WorkChain):
         spec.output("hamiltonian_model", valid_type=TrainedModelData, help="HedgeNet-Electron used by the loop.")
         spec.output_namespace("committee", valid_type=orm.Dict, dynamic=True, required=False,
                               help="Committee spread per temperature (T_…K) and `summary` (of the last round).")
+        spec.output("committee_plot", valid_type=orm.SinglefileData, required=False,
+                    help="PNG: change vs T with sampling s.e. and committee std; per-sample spreads vs thresholds.")
         spec.expose_outputs(EpiLoopWorkChain, namespace="loop")
         spec.output_namespace("ground_truth", valid_type=orm.Dict, dynamic=True, required=False,
                               help="ML vs engine per temperature (T_…K) and `phonons` (|Δω| cm⁻¹).")
@@ -590,6 +592,7 @@ class MlepiWorkChain(CommitteeSteps, WorkChain):
         if committee is not None:
             extra["committee"] = committee
             self.out("committee", {**self.ctx[self.key("committee_spreads")], "summary": committee})
+            self.out("committee_plot", self.ctx[self.key("committee_plot")])
         if self.round_index > 0:
             extra["round0_loop_summary"] = self.ctx.loop.outputs.summary
             if self.ctx.get("committee_summary") is not None:

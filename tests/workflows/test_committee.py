@@ -39,7 +39,7 @@ def _average(v, relative):
 def test_committee_spread_identical_and_shifted_members(aiida_profile, cells):
     from aiida import orm
 
-    from aiida_mlepi.calculations.committee import committee_spread, summarize_committee
+    from aiida_mlepi.calculations.committee import committee_spread, plot_committee, summarize_committee
     from aiida_mlepi.core.engine import ReferenceEngine
     from aiida_mlepi.data.hamiltonian import HamiltonianData
 
@@ -77,11 +77,14 @@ def test_committee_spread_identical_and_shifted_members(aiida_profile, cells):
     loop = orm.Dict({"headline": "velocity_m_per_s", "rows": [
         {"temperature_k": 300.0, "n_samples": 2, "velocity_m_per_s": 0.8e6, "velocity_m_per_s_stderr": 0.01e6,
          "velocity_m_per_s_relative": -0.01, "velocity_m_per_s_relative_stderr": 0.0125}]})
-    summary = summarize_committee(loop, T_300K=spread).get_dict()
+    summary_node = summarize_committee(loop, T_300K=spread)
+    summary = summary_node.get_dict()
     row = summary["rows"][0]["parameters"]["velocity_m_per_s"]
     assert (row["value"], row["sampling_stderr"]) == (0.8e6, 0.01e6)
     assert row["committee_std"] == pytest.approx(0.1e6 / math.sqrt(2))
     assert summary["num_flagged"] == 2 and summary["flagged"] == {"300": ["sample_0000", "sample_0001"]}
+    plot = plot_committee(summary_node, T_300K=spread)
+    assert plot.get_content(mode="rb")[:4] == b"\x89PNG" and plot.filename == "committee_uncertainty.png"
 
 
 def test_extend_configuration_set_for_active_learning(aiida_profile, cells):

@@ -295,6 +295,8 @@ def test_committee_spread_in_the_summary(pipeline):
                      or sample["hamiltonian_std_mev"] > threshold["hamiltonian_mev"])
             assert (label in values["flagged"]) == above
         assert spread["flagged"][f"{t:g}"] == values["flagged"]
+    assert node.outputs.committee_plot.get_content(mode="rb")[:4] == b"\x89PNG"
+    assert node.outputs.committee_plot.creator.inputs.summary.uuid == per_t["summary"].uuid
 
 
 def test_committee_provenance(pipeline):
