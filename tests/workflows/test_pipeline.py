@@ -153,9 +153,10 @@ def test_ml_check_repeats_the_loop_on_the_same_samples(pipeline):
 
 
 def _call_label(node) -> str:
+    """The link label under which the caller called ``node`` (a sub-workflow or a calcfunction)."""
     from aiida.common.links import LinkType
 
-    return node.base.links.get_incoming(link_type=LinkType.CALL_WORK).one().link_label
+    return node.base.links.get_incoming(link_type=(LinkType.CALL_WORK, LinkType.CALL_CALC)).one().link_label
 
 
 def test_provenance_dataset_models_samples_observables_summary(pipeline):
@@ -337,7 +338,8 @@ def test_committee_provenance(pipeline):
     qb.append(orm.CalcFunctionNode, with_incoming="forces", filters=function("committee_spread"), project="id")
     assert qb.count() == len(TEMPERATURES) * N_SAMPLES
     # the committee's observables are the loop's samples, with the second model
-    committee = [n for n in node.called if _call_label(n).startswith("committee_observable")]
+    committee = [n for n in node.called if isinstance(n, orm.WorkChainNode)
+                 and _call_label(n).startswith("committee_observable")]
     assert sorted(_call_label(n) for n in committee) == sorted(f"committee_observable_m1_T_{t:g}K" for t in TEMPERATURES)
     assert all(n.inputs.hamiltonian_model.pk == second_h for n in committee)
 
