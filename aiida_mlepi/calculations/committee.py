@@ -28,6 +28,8 @@ from aiida_mlepi.data.configuration_set import ConfigurationSetData
 
 _LABEL = re.compile(r"^(forces|hamiltonian)_m(\d+)_(.+)$")
 _AVERAGE = re.compile(r"^average_m(\d+)$")
+#: axis labels of the headline parameters in the committee plot
+PLOT_LABELS = {"velocity_m_per_s": r"$v_0$", "gamma1_ev": r"$\gamma_1$", "gap_ev": r"$E_\mathrm{g}$"}
 #: the band parameters whose member spread is reported (those a spectral estimate can contain)
 OBSERVABLE_KEYS = ("velocity_m_per_s", "gamma1_ev", "gap_ev", "vbm_ev", "cbm_ev")
 
@@ -178,7 +180,7 @@ def plot_committee(summary: orm.Dict, **spreads: orm.Dict) -> orm.SinglefileData
     with tempfile.TemporaryDirectory() as tmp:
         path = plot_committee_uncertainty(data["rows"], samples, data.get("threshold") or {},
                                           Path(tmp) / "committee_uncertainty.png", parameter=headline,
-                                          label=headline, title=title)
+                                          label=PLOT_LABELS.get(headline, headline), title=title)
         return orm.SinglefileData(file=str(path), filename="committee_uncertainty.png")
 
 
