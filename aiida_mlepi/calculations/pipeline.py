@@ -5,7 +5,8 @@
 * :func:`compare_renormalisation` — at one temperature, the ML and the engine thermal averages over the
   *same* checked configurations: each band parameter's change vs its own static lattice, their difference
   and whether it lies within the combined standard error;
-* :func:`summarize_pipeline` — the ``mlepi_pipeline_summary`` Dict.
+* :func:`summarize_pipeline` — the ``mlepi_pipeline_summary`` Dict (with the committee uncertainty and
+  the active-learning rounds when run).
 
 The arithmetic is in plain functions (:func:`mode_differences`, :func:`renormalisation_check`) so that it can
 be tested without a profile.
@@ -110,12 +111,48 @@ def compare_renormalisation(ml_average: orm.Dict, engine_average: orm.Dict) -> o
                      **renormalisation_check(ml_average.get_dict(), engine_average.get_dict())})
 
 
+def active_learning_section(stages: Mapping, loop: Mapping, committee: Mapping | None,
+                            round0_loop: Mapping | None, round0_committee: Mapping | None) -> dict | None:
+    """Round 0 vs round 1 of active learning: the headline parameter per temperature (value, sampling standard
+    error, committee std) before and after retraining, and what was added (None when not requested)."""
+    request = stages.get("active_learning")
+    if not request:
+        return None
+    out = {**request, "rounds": None}
+    if round0_loop is None:
+        return out
+
+    def rows(loop_summary: Mapping, spread: Mapping | None) -> list[dict]:
+        headline = loop_summary.get("headline")
+        spreads = {r["temperature_k"]: r for r in (spread or {}).get("rows", [])}
+        out_rows = []
+        for row in loop_summary.get("rows", []):
+            t = float(row["temperature_k"])
+            parameter = spreads.get(t, {}).get("parameters", {}).get(headline, {})
+            out_rows.append({"temperature_k": t, "value": row.get(headline),
+                             "sampling_stderr": row.get(f"{headline}_stderr"),
+                             "relative": row.get(f"{headline}_relative"),
+                             "committee_std": parameter.get("committee_std"),
+                             "relative_committee_std": parameter.get("relative_committee_std"),
+                             "num_flagged": len(spreads.get(t, {}).get("flagged", [])),
+                             "max_forces_std_ev_per_angstrom": spreads.get(t, {}).get("max_forces_std_ev_per_angstrom"),
+                             "max_hamiltonian_std_mev": spreads.get(t, {}).get("max_hamiltonian_std_mev")})
+        return out_rows
+
+    out["headline"] = loop.get("headline")
+    out["rounds"] = [rows(round0_loop, round0_committee), rows(loop, committee)]
+    return out
+
+
 @calcfunction
 def summarize_pipeline(loop_summary: orm.Dict, stages: orm.Dict, phonon_comparison: orm.Dict | None = None,
-                       **checks: orm.Dict) -> orm.Dict:
+                       committee: orm.Dict | None = None, round0_loop_summary: orm.Dict | None = None,
+                       round0_committee: orm.Dict | None = None, **checks: orm.Dict) -> orm.Dict:
     """The pipeline's summary: ML results per temperature ± sampling error (from the loop's summary), the
-    ground-truth section (``checks``: one :func:`compare_renormalisation` Dict per temperature, and the
-    phonon comparison without its per-mode list), and ``stages`` (dataset sizes, training metrics, wall
+    committee uncertainty (``committee``: ``summarize_committee`` of the last round: value ± sampling error ±
+    committee std, flagged samples), the ground-truth section (``checks``: one :func:`compare_renormalisation`
+    Dict per temperature, and the phonon comparison without its per-mode list), active learning (round 0:
+    ``round0_loop_summary`` / ``round0_committee``) and ``stages`` (dataset sizes, training metrics, wall
     times, as collected by the WorkChain)."""
     loop = loop_summary.get_dict()
     ground_truth = None
@@ -125,6 +162,12 @@ def summarize_pipeline(loop_summary: orm.Dict, stages: orm.Dict, phonon_comparis
             phonons = {k: v for k, v in phonon_comparison.get_dict().items() if k != "abs_difference_cm1"}
         rows = sorted((check.get_dict() for check in checks.values()), key=lambda row: row["temperature_k"])
         ground_truth = {"renormalisation": rows, "phonons": phonons}
+    values = stages.get_dict()
+    spread = None if committee is None else committee.get_dict()
+    learning = active_learning_section(
+        values, loop, spread, None if round0_loop_summary is None else round0_loop_summary.get_dict(),
+        None if round0_committee is None else round0_committee.get_dict())
+    values.pop("active_learning", None)
     return orm.Dict({
         "observable": SUMMARY_OBSERVABLE,
         "material": loop.get("material", ""),
@@ -137,6 +180,8 @@ def summarize_pipeline(loop_summary: orm.Dict, stages: orm.Dict, phonon_comparis
         "static_lattice": loop.get("static_lattice"),
         "ml": loop.get("rows"),
         "loop_summary": loop,
+        "uncertainty": spread,
         "ground_truth": ground_truth,
-        **stages.get_dict(),
+        "active_learning": learning,
+        **values,
     })

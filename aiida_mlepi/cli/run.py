@@ -18,12 +18,16 @@ def _optional_temperatures(ctx, param, value: str | None) -> list[float] | None:
 
 
 def _overrides(sampler: str | None, temperatures: list[float] | None, samples: int | None,
-               n_check: int | None) -> dict:
+               n_check: int | None, committee: int | None = None, active_learning: bool = False) -> dict:
     production = {key: value for key, value in (("sampler", sampler), ("temperatures_k", temperatures),
                                                 ("n_samples", samples)) if value is not None}
     overrides: dict = {"production": production} if production else {}
     if n_check is not None:
         overrides["n_check"] = n_check
+    if committee is not None:
+        overrides["committee"] = {"phonon": committee, "electron": committee}
+    if active_learning:
+        overrides["active_learning"] = True
     return overrides
 
 
@@ -51,14 +55,21 @@ def _require_broker(profile) -> None:
 @click.option("--samples", type=click.IntRange(1), default=None, help="Samples per temperature (mc).")
 @click.option("--n-check", type=click.IntRange(0), default=None,
               help="Samples per temperature recomputed by the engine (0: no ground-truth check).")
+@click.option("--committee", type=click.IntRange(1, 16), default=None,
+              help="Members per network (default: the protocol's; 1: no committee uncertainty).")
+@click.option("--active-learning", is_flag=True,
+              help="One round: samples above the committee threshold are labelled by the engine, added to the "
+                   "training sets, the networks retrained and the loop rerun.")
 @click.option("--daemon", is_flag=True, help="Submit to the daemon instead of running here; prints the pk.")
 @click.option("--output-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("mlepi-output"),
               show_default=True, help="Where the plots are written.")
 @click.pass_context
-def cmd_run(ctx, engine, protocol, sampler, temperatures, samples, n_check, daemon, output_dir):
+def cmd_run(ctx, engine, protocol, sampler, temperatures, samples, n_check, committee, active_learning, daemon,
+            output_dir):
     """Run the MLEPI pipeline on AB bilayer graphene: training datasets from the engine → HedgeNet-Phonon and
-    HedgeNet-Electron (trained in parallel on localhost) → the EPI loop with both networks → ground-truth
-    check (the engine on a few samples per temperature and the engine's phonons).
+    HedgeNet-Electron committees (trained in parallel on localhost) → the EPI loop with member 0 of both → the
+    committee spread per sample and of the observable (→ one round of active learning) → ground-truth check
+    (the engine on a few samples per temperature and the engine's phonons).
 
     Profile handling as `demo` (creates 'mlepi' when there is no profile). The Python code of the training
     jobs (this interpreter on the computer 'localhost') is set up when missing.
@@ -83,7 +94,7 @@ def cmd_run(ctx, engine, protocol, sampler, temperatures, samples, n_check, daem
     from .tables import pipeline_table
 
     start = time.perf_counter()
-    overrides = _overrides(sampler, temperatures, samples, n_check)
+    overrides = _overrides(sampler, temperatures, samples, n_check, committee, active_learning)
     supercell = protocol_inputs(protocol, overrides, PROTOCOL_FILE)["production"]["supercell"]
     mesh = supercell_kpoints_mesh(tuple(supercell))
     relax_mesh = [mesh[0] * supercell[0], mesh[1] * supercell[1], 1]
@@ -108,6 +119,8 @@ def cmd_run(ctx, engine, protocol, sampler, temperatures, samples, n_check, daem
     plots = [("renormalisation vs T", output_dir / "band_renormalisation_vs_T.png", node.outputs.loop.plot)]
     if "spectral_plot" in node.outputs.loop:
         plots.append(("spectral functions", output_dir / "spectral_function_maps.png", node.outputs.loop.spectral_plot))
+    if "committee_plot" in node.outputs:
+        plots.append(("committee uncertainty", output_dir / "committee_uncertainty.png", node.outputs.committee_plot))
     for _, path, data in plots:
         path.write_bytes(data.get_content(mode="rb"))
     click.echo("")

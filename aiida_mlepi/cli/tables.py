@@ -157,10 +157,70 @@ def ground_truth_table(summary: Mapping) -> str:
     return "\n".join(lines)
 
 
+def _three(value, sampling, committee, scale: float = 1.0, digits: int = 5, unit: str = "") -> str:
+    """``value ± sampling ± committee`` (n/a where an error is missing)."""
+    def fmt(x):
+        return "n/a" if x is None else f"{x / scale:.{digits}f}"
+    return f"{fmt(value)} ± {fmt(sampling)} ± {fmt(committee)}{unit}"
+
+
+def _optional(value, digits: int) -> str:
+    return "n/a" if value is None else f"{value:.{digits}f}"
+
+
+def uncertainty_table(summary: Mapping) -> str:
+    """ML value ± sampling standard error ± committee std of the headline band parameter per temperature, the
+    largest per-sample spreads and the samples above the committee threshold (pipeline summary)."""
+    spread = summary.get("uncertainty")
+    if not spread:
+        return "ML uncertainty: no committee (committee sizes 1)"
+    headline = spread.get("headline") or summary.get("headline") or "velocity_m_per_s"
+    scale = VELOCITY_DISPLAY_M_PER_S if headline.endswith("m_per_s") else 1.0
+    unit = "10^6 m/s" if scale != 1.0 else headline.rsplit("_", 1)[-1]
+    lines = [f"ML uncertainty: committee of {spread['num_phonon_members']} HedgeNet-Phonon and "
+             f"{spread['num_electron_members']} HedgeNet-Electron members (member 0 drives the loop); "
+             "errors: ± sampling s.e. ± committee std",
+             f"{'T (K)':>8} {'samples':>8} {headline + ' (' + unit + ')':>34} {'change vs static (%)':>28} "
+             f"{'max F spread (eV/A)':>20} {'max H spread (meV)':>19} {'flagged':>8}"]
+    for row in spread["rows"]:
+        p = row["parameters"].get(headline, {})
+        relative = [None if p.get(k) is None else 100 * p[k]
+                    for k in ("relative", "relative_sampling_stderr", "relative_committee_std")]
+        lines.append(f"{row['temperature_k']:8.1f} {row['n_samples'] or 0:8d} "
+                     f"{_three(p.get('value'), p.get('sampling_stderr'), p.get('committee_std'), scale):>34} "
+                     f"{_three(*relative, digits=2):>28} "
+                     f"{_optional(row['max_forces_std_ev_per_angstrom'], 4):>20} "
+                     f"{_optional(row['max_hamiltonian_std_mev'], 2):>19} {len(row['flagged']):>8d}")
+    threshold = spread.get("threshold") or {}
+    flagged = [f"{t} K: {', '.join(labels)}" for t, labels in spread.get("flagged", {}).items() if labels]
+    lines.append(f"  samples above the threshold (forces {threshold.get('forces_ev_per_angstrom')} eV/A, H "
+                 f"{threshold.get('hamiltonian_mev')} meV): " + ("; ".join(flagged) if flagged else "none"))
+    learning = summary.get("active_learning")
+    if learning:
+        lines.append(active_learning_table(learning, scale, unit))
+    return "\n".join(lines)
+
+
+def active_learning_table(learning: Mapping, scale: float, unit: str) -> str:
+    """Round 0 vs round 1 of active learning (headline value ± sampling s.e. ± committee std)."""
+    if not learning.get("performed"):
+        return "  active learning: requested, no sample above the threshold (no second round)"
+    lines = [f"  active learning: {len(learning['labelled_samples'])} flagged sample(s) labelled by the engine and "
+             "added to both training sets; every member retrained",
+             f"{'T (K)':>8} {'round 0 (' + unit + ')':>34} {'round 1 (' + unit + ')':>34} {'flagged 0 -> 1':>15}"]
+    before, after = learning["rounds"]
+    for a, b in zip(before, after):
+        lines.append(f"{a['temperature_k']:8.1f} {_three(a['value'], a['sampling_stderr'], a['committee_std'], scale):>34} "
+                     f"{_three(b['value'], b['sampling_stderr'], b['committee_std'], scale):>34} "
+                     f"{str(a['num_flagged']) + ' -> ' + str(b['num_flagged']):>15}")
+    return "\n".join(lines)
+
+
 def pipeline_table(summary: Mapping) -> str:
     """The MLEPI pipeline's result: the ML renormalisation table, then the ground-truth check and the stages."""
     lines = ["ML (HedgeNet-Phonon + HedgeNet-Electron) on the production supercell:",
-             band_renormalisation_table(summary["loop_summary"]), "", ground_truth_table(summary), ""]
+             band_renormalisation_table(summary["loop_summary"]), "", uncertainty_table(summary), "",
+             ground_truth_table(summary), ""]
     datasets = summary.get("datasets", {})
     for which in ("phonon", "electron"):
         entry = datasets.get(which)
@@ -170,8 +230,9 @@ def pipeline_table(summary: Mapping) -> str:
     for which, entry in summary.get("training", {}).items():
         test = entry.get("test") or {}
         errors = ", ".join(f"{key} {value:.3g}" for key, value in test.items() if isinstance(value, (int, float)))
+        members = len(entry.get("committee", [entry]))
         lines.append(f"{which} training: {entry['source']}, {entry.get('epochs_run', 'n/a')} epochs"
-                     + (f"; test {errors}" if errors else ""))
+                     + (f"; test {errors}" if errors else "") + (f" (member 0 of {members})" if members > 1 else ""))
     wall = summary.get("wall_time_s", {})
     lines.append("wall time (s): " + ", ".join(f"{stage} {seconds:.0f}" for stage, seconds in wall.items()
                                                 if seconds is not None))

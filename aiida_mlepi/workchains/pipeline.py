@@ -14,8 +14,14 @@ from ``check_seed`` (± pairs kept together when the loop sampled pairs), go thr
 the combined standard error. The engine's phonons of the production supercell (:class:`PhononWorkChain`,
 reference forces) are compared with the ML phonons mode by mode (|Δω| in cm⁻¹).
 
+Committee uncertainty (``committee``: members per network, trained in parallel with shifted seeds; member 0
+drives the loop) and one optional round of active learning (``active_learning``): see
+:mod:`aiida_mlepi.workchains.committee`. The summary gives per temperature the ML value ± sampling standard
+error ± committee std, and the samples whose spread exceeds ``committee_threshold``.
+
 Any stage can be skipped by giving its result: ``phonon_dataset`` / ``electron_dataset`` (skip the dataset),
-``phonon_model`` / ``hamiltonian_model`` (skip dataset and training).
+``phonon_model`` / ``hamiltonian_model`` (skip dataset and training; a committee is then the given model plus
+the models in ``phonon_committee`` / ``hamiltonian_committee``, and ``committee`` is not used for it).
 """
 
 from __future__ import annotations
@@ -39,6 +45,7 @@ from aiida_mlepi.data.layered_structure import LayeredStructureData
 from aiida_mlepi.data.model import TrainedModelData
 from aiida_mlepi.engines.base import UnknownEngineError, available_engines, get_engine
 
+from .committee import CommitteeSteps, member_parameters
 from .common import child_failure, define_structure_exit_codes, temperatures_problem, unsupported_elements
 from .dataset import DatasetWorkChain, protocol_inputs
 from .epi_loop import DEFAULT_OBSERVABLE_SETTINGS, EpiLoopWorkChain, temperature_key
@@ -78,12 +85,14 @@ def stage_wall_time(nodes: list[orm.ProcessNode]) -> float | None:
     return float((max(n.mtime for n in nodes) - min(n.ctime for n in nodes)).total_seconds())
 
 
-class MlepiWorkChain(WorkChain):
-    """Datasets → both HedgeNet networks → the EPI loop with them → ground-truth check → summary.
+class MlepiWorkChain(CommitteeSteps, WorkChain):
+    """Datasets → both HedgeNet committees → the EPI loop with member 0 → committee spread (→ one round of
+    active learning) → ground-truth check → summary.
 
     Exit codes: 300 single layer, 301 unsupported element, 302 invalid input, 401 a dataset failed,
     402 the phonon training failed, 403 the electron training failed, 404 the EPI loop failed,
-    405 a ground-truth observable failed, 406 the engine phonons failed (each with the child's reason).
+    405 a ground-truth observable failed, 406 the engine phonons failed, 407 a committee member's observable
+    failed (each with the child's reason).
     """
 
     @classmethod
@@ -113,6 +122,20 @@ class MlepiWorkChain(WorkChain):
                    help="Trained HedgeNet-Phonon: skips the phonon dataset and training.")
         spec.input("hamiltonian_model", valid_type=TrainedModelData, required=False,
                    help="Trained HedgeNet-Electron: skips the electron dataset and training.")
+        spec.input_namespace("phonon_committee", valid_type=TrainedModelData, dynamic=True, required=False,
+                             help="Further HedgeNet-Phonon members next to a given `phonon_model` (committee).")
+        spec.input_namespace("hamiltonian_committee", valid_type=TrainedModelData, dynamic=True, required=False,
+                             help="Further HedgeNet-Electron members next to a given `hamiltonian_model`.")
+        spec.input("committee", valid_type=orm.Dict, default=lambda: orm.Dict({"phonon": 1, "electron": 1}),
+                   help="Members per trained network {'phonon': n, 'electron': n}; member k trains with the seeds "
+                        "+ k, all in parallel; member 0 drives the loop, the others give the spread.")
+        spec.input("committee_threshold", valid_type=orm.Dict,
+                   default=lambda: orm.Dict({"forces_ev_per_angstrom": 0.05, "hamiltonian_mev": 2.0}),
+                   help="A sample is flagged when its committee spread exceeds forces_ev_per_angstrom (RMS over "
+                        "atoms of the member std, eV/Å) or hamiltonian_mev (RMS member std of the H blocks, meV).")
+        spec.input("active_learning", valid_type=orm.Bool, default=lambda: orm.Bool(False),
+                   help="One round: the flagged samples are labelled by the engine, added to the training sets, "
+                        "every member retrained and the loop rerun; the summary keeps both rounds.")
         optional = {"required": False, "populate_defaults": False}
         spec.expose_inputs(DatasetWorkChain, namespace="phonon_data", exclude=DATASET_OWN_INPUTS,
                            namespace_options={**optional, "help": "DatasetWorkChain of the phonon training set "
@@ -135,11 +158,19 @@ class MlepiWorkChain(WorkChain):
             if_(cls.needs_training)(cls.run_training, cls.inspect_training),
             cls.run_loop,
             cls.inspect_loop,
+            if_(cls.has_committee)(cls.run_committee, cls.inspect_committee),
+            if_(cls.does_active_learning)(
+                cls.run_labelling, cls.run_training, cls.inspect_training, cls.run_loop, cls.inspect_loop,
+                if_(cls.has_committee)(cls.run_committee, cls.inspect_committee)),
             if_(cls.checks_ground_truth)(cls.run_ground_truth, cls.inspect_ground_truth),
             cls.summarize,
         )
         spec.output("phonon_model", valid_type=TrainedModelData, help="HedgeNet-Phonon used by the loop.")
         spec.output("hamiltonian_model", valid_type=TrainedModelData, help="HedgeNet-Electron used by the loop.")
+        spec.output_namespace("committee", valid_type=orm.Dict, dynamic=True, required=False,
+                              help="Committee spread per temperature (T_…K) and `summary` (of the last round).")
+        spec.output("committee_plot", valid_type=orm.SinglefileData, required=False,
+                    help="PNG: change vs T with sampling s.e. and committee std; per-sample spreads vs thresholds.")
         spec.expose_outputs(EpiLoopWorkChain, namespace="loop")
         spec.output_namespace("ground_truth", valid_type=orm.Dict, dynamic=True, required=False,
                               help="ML vs engine per temperature (T_…K) and `phonons` (|Δω| cm⁻¹).")
@@ -153,6 +184,8 @@ class MlepiWorkChain(WorkChain):
         spec.exit_code(405, "ERROR_CHECK_FAILED",
                        message="The ground-truth observable ({provider}) failed at {temperature} K: {message}")
         spec.exit_code(406, "ERROR_ENGINE_PHONONS_FAILED", message="The engine phonons failed: {message}")
+        spec.exit_code(407, "ERROR_COMMITTEE_FAILED",
+                       message="The observable of committee member {member} failed at {temperature} K: {message}")
 
     # ------------------------------------------------------------------ protocol
     @classmethod
@@ -176,6 +209,9 @@ class MlepiWorkChain(WorkChain):
         builder.n_samples = orm.Int(production["n_samples"])
         builder.sampler = orm.Str(production["sampler"])
         builder.n_check = orm.Int(values["n_check"])
+        builder.committee = orm.Dict({which: int(n) for which, n in values["committee"].items()})
+        builder.committee_threshold = orm.Dict(values["committee_threshold"])
+        builder.active_learning = orm.Bool(bool(values["active_learning"]))
         builder.loop.engine_parameters = orm.Dict(values["engine_parameters"])
         for which in ("phonon", "electron"):
             dataset = values["datasets"].get(which)
@@ -209,6 +245,10 @@ class MlepiWorkChain(WorkChain):
         if reason:
             return self._invalid(reason)
         reason = self._plan_sources(backend.provides_hamiltonian)
+        if reason:
+            return self._invalid(reason)
+        settings = {**DEFAULT_OBSERVABLE_SETTINGS, **self.inputs.loop.observable_settings.get_dict()}
+        reason = self.committee_problem(engine, settings["estimator"])
         if reason:
             return self._invalid(reason)
         return None
@@ -332,7 +372,14 @@ class MlepiWorkChain(WorkChain):
         return None
 
     def _training_data(self) -> tuple[ConfigurationSetData | None, dict[str, HamiltonianData] | None]:
-        """The forces dataset and the H(R) namespace the trainers get (None where a model is given)."""
+        """The forces dataset and the H(R) namespace the trainers get (None where a model is given); in the
+        active-learning round, with the engine-labelled flagged samples added."""
+        if self.round_index > 0:
+            return self.ctx.get("round1_phonon_dataset"), self.ctx.get("round1_hamiltonians")
+        return self._base_training_data()
+
+    def _base_training_data(self) -> tuple[ConfigurationSetData | None, dict[str, HamiltonianData] | None]:
+        """The training data of round 0 (the datasets as given or computed)."""
         phonon = None
         if self.ctx.phonon_source == "dataset":
             phonon = self.inputs.phonon_dataset
@@ -359,62 +406,71 @@ class MlepiWorkChain(WorkChain):
                 which="electron", message=f"only {len(hamiltonians)} H(R) (fewer than "
                                           f"{MIN_TRAINING_CONFIGURATIONS}) to train on")
         futures = {}
-        if dataset is not None:
-            inputs = self.exposed_inputs(HedgeNetPhononTrainingCalculation, namespace="phonon_training")
-            futures["phonon_training"] = self.submit(HedgeNetPhononTrainingCalculation, code=self.inputs.code,
-                                                     dataset=dataset, **inputs)
-        if hamiltonians is not None:
-            inputs = self.exposed_inputs(HedgeNetElectronTrainingCalculation, namespace="electron_training")
-            futures["electron_training"] = self.submit(HedgeNetElectronTrainingCalculation, code=self.inputs.code,
-                                                       hamiltonians=hamiltonians, **inputs)
+        # every member of both committees at once (parallel CalcJobs); member k: seeds + k
+        for which, process, data in (("phonon", HedgeNetPhononTrainingCalculation, {"dataset": dataset}),
+                                     ("electron", HedgeNetElectronTrainingCalculation, {"hamiltonians": hamiltonians})):
+            if next(iter(data.values())) is None:
+                continue
+            inputs = self.exposed_inputs(process, namespace=f"{which}_training")
+            parameters = inputs.pop("training_parameters").get_dict()
+            for k in range(self.committee_size(which)):
+                futures[self.key(f"{which}_training_{k}")] = self.submit(
+                    process, code=self.inputs.code, training_parameters=orm.Dict(member_parameters(parameters, k)),
+                    **data, **inputs)
         for name, node in futures.items():
             self.report(f"launched {node.process_label}<{node.pk}> ({name})")
         return ToContext(**futures)
 
+    def _trainings(self, which: str) -> list:
+        """The training CalcJobs of network ``which`` in the current round (member order; empty for a given model)."""
+        if self.ctx[f"{which}_source"] == "model":
+            return []
+        return [self.ctx[self.key(f"{which}_training_{k}")] for k in range(self.committee_size(which))]
+
     def inspect_training(self):
-        for name, code in (("phonon_training", self.exit_codes.ERROR_PHONON_TRAINING_FAILED),
-                           ("electron_training", self.exit_codes.ERROR_ELECTRON_TRAINING_FAILED)):
-            node = self.ctx.get(name)
-            if node is not None and not node.is_finished_ok:
-                return code.format(message=child_failure(node))
+        for which, code in (("phonon", self.exit_codes.ERROR_PHONON_TRAINING_FAILED),
+                            ("electron", self.exit_codes.ERROR_ELECTRON_TRAINING_FAILED)):
+            for k, node in enumerate(self._trainings(which)):
+                if not node.is_finished_ok:
+                    return code.format(message=f"committee member {k}: {child_failure(node)}")
         return None
 
     def _models(self) -> tuple[TrainedModelData, TrainedModelData]:
-        phonon = self.inputs.get("phonon_model") or self.ctx.phonon_training.outputs.model
-        electron = self.inputs.get("hamiltonian_model") or self.ctx.electron_training.outputs.model
-        return phonon, electron
+        """Member 0 of each committee (current round): the models of the loop."""
+        return self.members("phonon")[0], self.members("electron")[0]
 
     # ------------------------------------------------------------------ the loop
     def run_loop(self):
         phonon_model, hamiltonian_model = self._models()
-        self.out("phonon_model", phonon_model)
-        self.out("hamiltonian_model", hamiltonian_model)
         running = self.submit(EpiLoopWorkChain, **self.exposed_inputs(EpiLoopWorkChain, namespace="loop"),
                               structure=self.inputs.structure, supercell_matrix=self.inputs.supercell_matrix,
                               temperatures_k=self.inputs.temperatures_k, n_samples=self.inputs.n_samples,
                               sampler=self.inputs.sampler, force_provider=orm.Str("hedgenet"),
                               phonon_model=phonon_model, hamiltonian_provider=orm.Str("hedgenet"),
                               hamiltonian_model=hamiltonian_model)
-        self.report(f"launched EpiLoopWorkChain<{running.pk}>")
-        return ToContext(loop=running)
+        self.report(f"launched EpiLoopWorkChain<{running.pk}> (round {self.round_index})")
+        return ToContext(**{self.key("loop"): running})
 
     def inspect_loop(self):
-        loop = self.ctx.loop
+        loop = self.ctx[self.key("loop")]
         if not loop.is_finished_ok:
             return self.exit_codes.ERROR_LOOP_FAILED.format(message=child_failure(loop))
-        self.out_many(self.exposed_outputs(loop, EpiLoopWorkChain, namespace="loop"))
         return None
+
+    def final_loop(self) -> orm.WorkChainNode:
+        """The EPI loop of the last round (the production result)."""
+        return self.ctx[self.key("loop")]
 
     # ------------------------------------------------------------------ ground truth
     def checks_ground_truth(self) -> bool:
         return self.inputs.n_check.value > 0
 
     def _loop_children(self, process_class) -> list[orm.WorkChainNode]:
-        return sorted((node for node in self.ctx.loop.called if node.process_class is process_class),
+        return sorted((node for node in self.final_loop().called if node.process_class is process_class),
                       key=lambda node: node.pk)
 
     def run_ground_truth(self):
-        loop = self.ctx.loop
+        loop = self.final_loop()
         ml_phonons = self._loop_children(PhononWorkChain)[0]
         observables = {node.inputs.temperature_k.value: node for node in self._loop_children(ObservableWorkChain)}
         first = next(iter(observables.values()))
@@ -463,11 +519,8 @@ class MlepiWorkChain(WorkChain):
         return None
 
     # ------------------------------------------------------------------ summary
-    def _stages(self) -> dict[str, Any]:
-        """Dataset sizes, training metrics and wall times (s, from the process nodes' ctime/mtime)."""
-        dataset, hamiltonians = self._training_data()
-        phonon_model, hamiltonian_model = self._models()
-        datasets = {
+    def _dataset_sizes(self, dataset, hamiltonians) -> dict[str, Any]:
+        return {
             "phonon": None if dataset is None else {
                 "source": self.ctx.phonon_source, "pk": dataset.pk, "num_configurations": dataset.num_configurations,
                 "num_atoms": sorted(set(int(n) for n in dataset.get_configuration_set().num_atoms))},
@@ -475,29 +528,55 @@ class MlepiWorkChain(WorkChain):
                 "source": self.ctx.electron_source, "num_configurations": len(hamiltonians),
                 "num_atoms": sorted({int(h.base.attributes.get("num_atoms", 0)) for h in hamiltonians.values()})},
         }
+
+    def _training_entries(self) -> dict[str, Any]:
+        """Per network: member 0's metrics (the loop's model) and one line per committee member (current round)."""
         training = {}
-        for which, model in (("phonon", phonon_model), ("electron", hamiltonian_model)):
-            job = self.ctx.get(f"{which}_training")
-            entry = {"source": "input" if job is None else "trained", "model_pk": model.pk,
-                     "num_parameters": model.base.attributes.get("num_parameters", None)}
-            if job is not None:
-                metrics = job.outputs.metrics.get_dict()
-                entry.update({"calcjob_pk": job.pk, **{k: metrics[k] for k in METRIC_KEYS if k in metrics}})
-            training[which] = entry
+        for which in ("phonon", "electron"):
+            models, jobs = self.members(which), self._trainings(which)
+            members = []
+            for k, model in enumerate(models):
+                entry = {"source": "trained" if jobs else "input", "model_pk": model.pk,
+                         "num_parameters": model.base.attributes.get("num_parameters", None)}
+                if jobs:
+                    metrics = jobs[k].outputs.metrics.get_dict()
+                    entry.update({"calcjob_pk": jobs[k].pk, **{key: metrics[key] for key in METRIC_KEYS
+                                                               if key in metrics}})
+                members.append(entry)
+            training[which] = {**members[0], "committee": members}
+        return training
+
+    def _stages(self) -> dict[str, Any]:
+        """Dataset sizes, training metrics, committee sizes and wall times (s, from the nodes' ctime/mtime)."""
         checks = [self.ctx[key] for key in self.ctx if key.startswith("check_")] + (
             [self.ctx.engine_phonons] if "engine_phonons" in self.ctx else [])
+        trainings = [self.ctx[k] for k in self.ctx if "_training_" in k]
+        committee = [self.ctx[k] for k in self.ctx if "committee_observable_" in k]
+        loops = [self.ctx[k] for k in ("loop", "round1_loop") if k in self.ctx]
         wall = {
             "datasets": stage_wall_time([self.ctx[k] for k in ("phonon_dataset", "electron_dataset") if k in self.ctx]),
-            "training": stage_wall_time([self.ctx[k] for k in ("phonon_training", "electron_training")
-                                         if k in self.ctx]),
-            "loop": stage_wall_time([self.ctx.loop]),
+            "training": stage_wall_time(trainings),
+            "loop": stage_wall_time(loops),
+            "committee": stage_wall_time(committee),
             "ground_truth": stage_wall_time(checks),
         }
-        return {"engine": self.inputs.engine.value, "n_check": self.inputs.n_check.value, "datasets": datasets,
-                "training": training, "wall_time_s": wall}
+        stages = {"engine": self.inputs.engine.value, "n_check": self.inputs.n_check.value,
+                  "datasets": self._dataset_sizes(*self._base_training_data()),
+                  "training": self._training_entries(), "wall_time_s": wall,
+                  "committee_size": {which: self.committee_size(which) for which in ("phonon", "electron")}}
+        if self.inputs.active_learning.value:
+            stages["active_learning"] = {
+                "requested": True, "performed": self.round_index > 0,
+                "labelled_samples": list(self.ctx.get("al_labelled", [])),
+                "datasets": self._dataset_sizes(*self._training_data()) if self.round_index > 0 else None}
+        return stages
 
     def summarize(self):
-        loop = self.ctx.loop
+        loop = self.final_loop()
+        phonon_model, hamiltonian_model = self._models()
+        self.out("phonon_model", phonon_model)
+        self.out("hamiltonian_model", hamiltonian_model)
+        self.out_many(self.exposed_outputs(loop, EpiLoopWorkChain, namespace="loop"))
         checks = {}
         phonon_comparison = None
         if self.checks_ground_truth():
@@ -509,6 +588,15 @@ class MlepiWorkChain(WorkChain):
                                                   self.ctx.engine_phonons.outputs.modes)
             self.out("ground_truth", {**checks, "phonons": phonon_comparison})
         extra = {} if phonon_comparison is None else {"phonon_comparison": phonon_comparison}
+        committee = self.ctx.get(self.key("committee_summary"))
+        if committee is not None:
+            extra["committee"] = committee
+            self.out("committee", {**self.ctx[self.key("committee_spreads")], "summary": committee})
+            self.out("committee_plot", self.ctx[self.key("committee_plot")])
+        if self.round_index > 0:
+            extra["round0_loop_summary"] = self.ctx.loop.outputs.summary
+            if self.ctx.get("committee_summary") is not None:
+                extra["round0_committee"] = self.ctx.committee_summary
         summary, _ = resumable_call(self, summarize_pipeline, "summary", loop.outputs.summary,
                                     orm.Dict(self._stages()), **extra, **checks)
         self.out("summary", summary)

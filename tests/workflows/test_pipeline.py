@@ -137,7 +137,7 @@ def test_ml_check_repeats_the_loop_on_the_same_samples(pipeline):
 
     _, node = pipeline
     loop = node.outputs.loop
-    checks = [n for n in node.called if n.process_class is ObservableWorkChain]
+    checks = [n for n in node.called if n.process_class is ObservableWorkChain and not _call_label(n).startswith("committee")]
     assert len(checks) == 2 * len(TEMPERATURES)
     loop_node = loop.summary.creator.caller  # the EpiLoopWorkChain
     loop_obs = {n.inputs.temperature_k.value: n for n in loop_node.called if n.process_class is ObservableWorkChain}
@@ -151,6 +151,13 @@ def test_ml_check_repeats_the_loop_on_the_same_samples(pipeline):
                 ours, theirs = check.outputs.per_sample[label], source.outputs.per_sample[label]
                 for name in ours.get_arraynames():
                     np.testing.assert_allclose(ours.get_array(name), theirs.get_array(name), rtol=1e-10, atol=1e-12)
+
+
+def _call_label(node) -> str:
+    """The link label under which the caller called ``node`` (a sub-workflow or a calcfunction)."""
+    from aiida.common.links import LinkType
+
+    return node.base.links.get_incoming(link_type=(LinkType.CALL_WORK, LinkType.CALL_CALC)).one().link_label
 
 
 def test_provenance_dataset_models_samples_observables_summary(pipeline):
@@ -210,6 +217,10 @@ def test_provenance_dataset_models_samples_observables_summary(pipeline):
     ({"production": {"sampler": "metropolis"}}, "sampler 'metropolis' is not one of"),
     ({"production": {"temperatures_k": [0, -5]}}, "temperatures must be ≥ 0 K"),
     ({"datasets": {"phonon": {"overrides": {"num_configurations": 2}}}}, "num_configurations must be ≥ 3"),
+    ({"committee": {"phonon": 0}}, "committee.phonon must be an integer between 1 and 16, got 0"),
+    ({"committee": {"phonons": 2}}, "committee: unknown networks ['phonons']"),
+    ({"committee_threshold": {"forces": 0.1}}, "unknown committee_threshold keys ['forces']"),
+    ({"active_learning": True, "committee": {"phonon": 1, "electron": 1}}, "active learning needs a committee"),
 ])
 def test_bad_input_is_exit_302_before_any_stage(relaxed_ab_bilayer, python_code, overrides, words):
     from aiida.engine import run_get_node
@@ -265,3 +276,133 @@ def test_results_command_shows_the_stored_pipeline(pipeline):
     assert shown.exit_code == 0, shown.output
     assert f"--- pipeline summary node {summary.pk} " in shown.output
     assert pipeline_table(summary.get_dict()) in shown.output
+
+
+# ------------------------------------------------------------------ committee uncertainty
+COMMITTEE = 2
+
+
+def test_committee_spread_in_the_summary(pipeline):
+    """Two members per network with different seeds: per-sample spreads > 0, the observable's committee std
+    from the members' own averages, member 0 = the loop's number."""
+    results, node = pipeline
+    summary = results["summary"].get_dict()
+    assert summary["committee_size"] == {"phonon": COMMITTEE, "electron": COMMITTEE}
+    for which in ("phonon", "electron"):
+        members = summary["training"][which]["committee"]
+        assert len(members) == COMMITTEE and len({m["model_pk"] for m in members}) == COMMITTEE
+    assert [m["seed"] for m in summary["training"]["phonon"]["committee"]] == [7, 8]  # fast: seed 7, + k
+    spread = summary["uncertainty"]
+    assert (spread["num_phonon_members"], spread["num_electron_members"]) == (COMMITTEE, COMMITTEE)
+    threshold = spread["threshold"]
+    for row, loop_row in zip(spread["rows"], summary["ml"]):
+        v = row["parameters"]["velocity_m_per_s"]
+        assert v["value"] == loop_row["velocity_m_per_s"] == v["member_values"][0]
+        assert v["sampling_stderr"] == loop_row["velocity_m_per_s_stderr"]
+        # two members: the std is |v_0 − v_1| / √2
+        assert v["committee_std"] == pytest.approx(abs(v["member_values"][0] - v["member_values"][1]) / math.sqrt(2))
+        assert 0 < v["committee_std"] < 0.5e6 and 0.3e6 < v["member_values"][1] < 1.2e6
+        assert row["max_forces_std_ev_per_angstrom"] > 0 and row["max_hamiltonian_std_mev"] > 0
+    per_t = results["committee"]
+    for t in TEMPERATURES:
+        values = per_t[f"T_{t:g}K"].get_dict()
+        assert len(values["samples"]) == N_SAMPLES
+        for label, sample in values["samples"].items():
+            assert 0 < sample["forces_std_ev_per_angstrom"] < 10 and 0 < sample["hamiltonian_std_mev"] < 1e4
+            above = (sample["forces_std_ev_per_angstrom"] > threshold["forces_ev_per_angstrom"]
+                     or sample["hamiltonian_std_mev"] > threshold["hamiltonian_mev"])
+            assert (label in values["flagged"]) == above
+        assert spread["flagged"][f"{t:g}"] == values["flagged"]
+    assert node.outputs.committee_plot.get_content(mode="rb")[:4] == b"\x89PNG"
+    assert node.outputs.committee_plot.creator.inputs.summary.uuid == per_t["summary"].uuid
+
+
+def test_committee_provenance(pipeline):
+    """model → H → unfolded spectrum → average → committee spread → committee summary → pipeline summary, and
+    model → forces → committee spread, for the second member of each committee."""
+    from aiida import orm
+
+    from aiida_mlepi.data.hamiltonian import HamiltonianData
+    from aiida_mlepi.data.model import TrainedModelData
+
+    results, node = pipeline
+    summary = results["summary"].get_dict()
+    second_h = summary["training"]["electron"]["committee"][1]["model_pk"]
+    second_f = summary["training"]["phonon"]["committee"][1]["model_pk"]
+
+    def function(name):
+        return {"attributes.function_name": name}
+
+    qb = orm.QueryBuilder().append(TrainedModelData, filters={"id": second_h}, tag="m")
+    qb.append(orm.CalcFunctionNode, with_incoming="m", filters=function("predict_hedgenet_hamiltonian"), tag="p")
+    qb.append(HamiltonianData, with_incoming="p", tag="h")
+    qb.append(orm.CalcFunctionNode, with_incoming="h", filters=function("compute_unfolded_spectrum"), tag="u")
+    qb.append(orm.ArrayData, with_incoming="u", tag="s")
+    qb.append(orm.CalcFunctionNode, with_incoming="s", filters=function("average_unfolded_spectra"), tag="a")
+    qb.append(orm.Dict, with_incoming="a", tag="e")
+    qb.append(orm.CalcFunctionNode, with_incoming="e", filters=function("committee_spread"), tag="c")
+    qb.append(orm.Dict, with_incoming="c", tag="spread", project="id")
+    qb.append(orm.CalcFunctionNode, with_incoming="spread", filters=function("summarize_committee"), tag="k")
+    qb.append(orm.Dict, with_incoming="k", tag="committee")
+    qb.append(orm.CalcFunctionNode, with_incoming="committee", filters=function("summarize_pipeline"), tag="z")
+    qb.append(orm.Dict, with_incoming="z", filters={"id": results["summary"].pk})
+    # per temperature one path per sample and one through the member's static lattice (an input of each average)
+    assert qb.count() == len(TEMPERATURES) * (N_SAMPLES + 1)
+    assert sorted(set(qb.all(flat=True))) == sorted(results["committee"][f"T_{t:g}K"].pk for t in TEMPERATURES)
+    qb = orm.QueryBuilder().append(TrainedModelData, filters={"id": second_f}, tag="m")
+    qb.append(orm.CalcFunctionNode, with_incoming="m", filters=function("compute_model_forces"), tag="f")
+    qb.append(orm.ArrayData, with_incoming="f", tag="forces")
+    qb.append(orm.CalcFunctionNode, with_incoming="forces", filters=function("committee_spread"), project="id")
+    assert qb.count() == len(TEMPERATURES) * N_SAMPLES
+    # the committee's observables are the loop's samples, with the second model
+    committee = [n for n in node.called if isinstance(n, orm.WorkChainNode)
+                 and _call_label(n).startswith("committee_observable")]
+    assert sorted(_call_label(n) for n in committee) == sorted(f"committee_observable_m1_T_{t:g}K" for t in TEMPERATURES)
+    assert all(n.inputs.hamiltonian_model.pk == second_h for n in committee)
+
+
+def test_cli_uncertainty_table(pipeline):
+    from aiida_mlepi.cli.tables import pipeline_table
+
+    results, _ = pipeline
+    summary = results["summary"].get_dict()
+    text = pipeline_table(summary)
+    assert f"committee of {COMMITTEE} HedgeNet-Phonon and {COMMITTEE} HedgeNet-Electron members" in text
+    for row in summary["uncertainty"]["rows"]:
+        v = row["parameters"]["velocity_m_per_s"]
+        line = (rf"^\s+{row['temperature_k']:.1f}\s+{N_SAMPLES}\s+{v['value'] / 1e6:.5f} ± "
+                rf"{v['sampling_stderr'] / 1e6:.5f} ± {v['committee_std'] / 1e6:.5f}\s")
+        assert re.search(line, text, re.M), line
+    assert "samples above the threshold" in text
+
+
+@pytest.mark.slow
+def test_active_learning_round(relaxed_ab_bilayer, python_code):
+    """One round at tiny size (1 temperature × 2 samples, thresholds 0: every sample is flagged): the engine
+    labels both, both training sets grow by 2, four members are retrained, the loop reruns on the new models;
+    the summary has round 0 and round 1. (The calcfunctions: tests/workflows/test_committee.py.)"""
+    from aiida.engine import run_get_node
+
+    from aiida_mlepi.data.configuration_set import ConfigurationSetData
+    from aiida_mlepi.workchains.pipeline import MlepiWorkChain
+
+    overrides = {"production": {"temperatures_k": [300.0], "n_samples": 2}, "n_check": 0, "active_learning": True,
+                 "committee_threshold": {"forces_ev_per_angstrom": 0.0, "hamiltonian_mev": 0.0}}
+    builder = MlepiWorkChain.get_builder_from_protocol(relaxed_ab_bilayer, protocol="fast", code=python_code,
+                                                       overrides=overrides)
+    results, node = run_get_node(builder)
+    assert node.is_finished_ok, node.exit_message
+    learning = results["summary"]["active_learning"]
+    assert learning["performed"] and learning["labelled_samples"] == ["T_300K_sample_0000", "T_300K_sample_0001"]
+    assert learning["datasets"]["phonon"]["num_configurations"] == 14
+    assert learning["datasets"]["phonon"]["num_atoms"] == [16, SUPERCELL_ATOMS]
+    assert learning["datasets"]["electron"]["num_configurations"] == 14
+    before, after = learning["rounds"]
+    assert before[0]["num_flagged"] == 2 and before[0]["value"] != after[0]["value"]
+    assert after[0]["value"] == results["summary"]["ml"][0]["velocity_m_per_s"]
+    # round-1 models were trained on the extended set; the loop's models are round-1 member 0
+    job = results["hamiltonian_model"].creator
+    assert len(job.inputs.hamiltonians) == 14
+    dataset = results["phonon_model"].creator.inputs.dataset
+    assert isinstance(dataset, ConfigurationSetData) and dataset.num_configurations == 14
+    assert dataset.creator.process_label == "extend_configuration_set"
