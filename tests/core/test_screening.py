@@ -26,7 +26,7 @@ def test_example_ci_file_is_valid():
     plan = load_screening(REPO / "examples" / "screening-ci.yaml", protocols=PROTOCOLS)
     assert [(r.name, r.engine, r.workflow, r.protocol) for r in plan.runs] == [
         ("ab-bilayer-graphene", "reference", "loop", "fast"),
-        ("aa-bilayer-graphene", "reference", "loop", "fast"),
+        ("ab-bilayer-graphene-zg", "reference", "loop", "fast"),
         ("ab-bilayer-graphene-gpaw", "gpaw", "pipeline", "fast")]
     # defaults apply where a run has no overrides of its own; a run's overrides replace them whole
     assert plan.runs[0].overrides["production"]["n_samples"] == 4
