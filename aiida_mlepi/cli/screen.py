@@ -166,7 +166,7 @@ def cmd_report(ctx, label, output_dir):
     click.echo(status_table(statuses))
     click.echo(f"\ntable: {csv_path.resolve()}")
     try:
-        plot = write_plot(statuses, output_dir / f"{stem}.png", title=f"screening '{label}': renormalisation vs T")
+        plot = write_plot(statuses, output_dir / f"{stem}.png", title=f"screening '{label}'")
     except PlotInputError as exc:
         click.echo(f"plot: none ({exc})")
     else:

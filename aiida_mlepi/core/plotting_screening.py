@@ -25,8 +25,10 @@ class RenormalisationSeries:
 
 
 def plot_screening_renormalisation(series: list[RenormalisationSeries], path: str | Path,
-                                   title: str = "") -> Path:
-    """Relative renormalisation (%) vs T, one line with ±1 s.e. bars per material, on one set of axes."""
+                                   title: str = "", missing: tuple[str, ...] = ()) -> Path:
+    """Relative renormalisation (%) vs T, one line with ±1 s.e. bars per material, on one set of axes.
+
+    ``missing``: runs without a result (e.g. ``'name (failed)'``), listed under the axes."""
     if not series:
         raise PlotInputError("no finished run to plot")
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
@@ -41,6 +43,8 @@ def plot_screening_renormalisation(series: list[RenormalisationSeries], path: st
     ax.axhline(0.0, color="0.6", lw=0.8, ls="--")
     ax.set_xlabel("temperature (K)")
     ax.set_ylabel("change vs static lattice (%)")
-    ax.set_title(title or f"Band renormalisation vs T ({STDERR_CAPTION})", fontsize=10)
+    ax.set_title(f"{title or 'Band renormalisation vs T'} ({STDERR_CAPTION})", fontsize=10)
     ax.legend(fontsize=8)
+    if missing:
+        fig.text(0.01, -0.02, "no result: " + ", ".join(missing), fontsize=7, color="0.35", va="top")
     return _save(fig, path)

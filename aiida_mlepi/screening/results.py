@@ -180,4 +180,5 @@ def write_plot(statuses: list[RunStatus], path: str | Path, title: str = "") -> 
             label=status.name, observable=h, temperatures_k=tuple(r["temperature_k"] for r in status.rows),
             relative_change=tuple(r.get(f"{h}_relative") for r in status.rows),
             relative_stderr=tuple(r.get(f"{h}_relative_stderr") for r in status.rows)))
-    return plot_screening_renormalisation(series, path, title=title)
+    missing = tuple(f"{status.name} ({status.state})" for status in statuses if not status.rows)
+    return plot_screening_renormalisation(series, path, title=title, missing=missing)
