@@ -10,7 +10,7 @@ screening label ``G``:
 * ``G/failed``: failed attempts moved out of ``G`` so that the run is submitted once more.
 
 Idempotence: a key with a process in ``G`` is never submitted again (finished, running or finally failed).
-A process is labelled with its key when it is created, so one submitted just before a crash (before it was
+A process is labelled ``G|key`` when it is created, so one submitted just before a crash (before it was
 added to ``G``) is found by its label and adopted instead of being submitted twice. After a daemon restart
 the running processes resume from their checkpoints (see :mod:`aiida_mlepi.workchains.resume`).
 
@@ -32,7 +32,7 @@ from aiida_mlepi.core.screening import ScreeningPlan
 from aiida_mlepi.data.layered_structure import LayeredStructureData
 from aiida_mlepi.workchains.common import child_failure
 
-from .inputs import build_process
+from .inputs import build_process, process_label
 
 EXTRA_KEY = "mlepi_screening_key"
 EXTRA_RUN = "mlepi_screening_run"
@@ -132,17 +132,18 @@ class ScreeningController(FromGroupSubmissionController):
     def adopt_orphans(self) -> list[orm.ProcessNode]:
         """Processes labelled with a run key of this screening but in neither ``G`` nor ``G/failed`` (submitted
         just before the controller stopped): added to ``G`` with their extras, so they are not submitted again."""
-        keys = {extras[0] for extras in self.get_all_extras_to_submit()}
+        labels = {process_label(self.group_label, extras[0]): extras[0] for extras in self.get_all_extras_to_submit()}
         known = set(self.get_all_submitted_pks().values())
         qb = orm.QueryBuilder().append(orm.Group, filters={"label": failed_group_label(self.group_label)}, tag="g")
         known |= set(qb.append(orm.ProcessNode, with_group="g", project="id").all(flat=True))
-        candidates = orm.QueryBuilder().append(orm.ProcessNode, filters={"label": {"in": sorted(keys)}},
-                                               project="*").all(flat=True) if keys else []
+        candidates = orm.QueryBuilder().append(orm.ProcessNode, filters={"label": {"in": sorted(labels)}},
+                                               project="*").all(flat=True) if labels else []
         adopted = []
         for node in sorted(candidates, key=lambda n: n.pk):
             if node.pk in known or node.caller is not None:
                 continue
-            node.base.extras.set_many({EXTRA_KEY: node.label, EXTRA_ATTEMPT: self.failed_attempts(node.label) + 1})
+            key = labels[node.label]
+            node.base.extras.set_many({EXTRA_KEY: key, EXTRA_ATTEMPT: self.failed_attempts(key) + 1})
             self.group.add_nodes(node)
             known.add(node.pk)
             adopted.append(node)

@@ -26,6 +26,11 @@ from aiida_mlepi.workchains.pipeline import PROTOCOL_FILE, MlepiWorkChain
 ENGINES_WITH_CODE = ("gpaw",)
 
 
+def process_label(group_label: str, key: str) -> str:
+    """The label of the process of run ``key`` in screening ``group_label`` (set when the node is created)."""
+    return f"{group_label}|{key}"
+
+
 def observable_settings(run: Mapping[str, Any]) -> dict:
     """EpiLoopWorkChain ``observable_settings`` of ``run``: the entry's spectral model (and band-edge k-points,
     fractional), then the run's ``overrides.observable_settings``."""
@@ -52,7 +57,8 @@ def build_process(run: Mapping[str, Any], structure: LayeredStructureData, group
 
     ``code``: the Python code of the training and GPAW CalcJobs (``workflow: pipeline``; default: this
     interpreter on 'localhost', see :func:`aiida_mlepi.codes.ensure_local_python_code`). The process's label
-    is the run key, so that a process submitted just before a crash is still found by the controller.
+    is :func:`process_label` (screening and run key), so that a process submitted just before a crash is still
+    found by the controller.
     """
     overrides = dict(run["overrides"])
     overrides.pop("observable_settings", None)
@@ -82,6 +88,6 @@ def build_process(run: Mapping[str, Any], structure: LayeredStructureData, group
         loop = builder.loop
     loop.observable_settings = orm.Dict(observable_settings(run))
     _loop_inputs(loop, loop_overrides)
-    builder.metadata.label = run["key"]
+    builder.metadata.label = process_label(group_label, run["key"])
     builder.metadata.description = f"aiida-mlepi screening {group_label!r}: {run['name']} ({run['material']})"
     return builder

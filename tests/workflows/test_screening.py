@@ -20,6 +20,7 @@ from aiida.engine import ProcessState
 from aiida_mlepi.core.screening import load_screening
 from aiida_mlepi.screening.controller import (EXTRA_ATTEMPT, EXTRA_FAILURE, EXTRA_KEY, ScreeningController,
                                               failed_group_label, inputs_group_label, prepare_screening)
+from aiida_mlepi.screening.inputs import process_label
 from aiida_mlepi.screening.results import screening_status, status_table
 
 from .test_daemon_production import (DAEMON_TIMEOUT_S, postgres_database, production_profile,  # noqa: F401
@@ -37,10 +38,10 @@ def _plan(tmp_path: Path, materials: list[str]):
     return load_screening(path, protocols=PROTOCOLS)
 
 
-def _fake_process(key: str, state: ProcessState, exit_status: int | None = None) -> orm.WorkChainNode:
-    """A process node as the controller would have submitted it for ``key`` (labelled with the key)."""
+def _fake_process(label: str, key: str, state: ProcessState, exit_status: int | None = None) -> orm.WorkChainNode:
+    """A process node as the controller of screening ``label`` would have submitted it for run ``key``."""
     node = orm.WorkChainNode()
-    node.label = key
+    node.label = process_label(label, key)
     node.set_process_label("EpiLoopWorkChain")
     node.set_process_state(state)
     if exit_status is not None:
@@ -67,8 +68,10 @@ def test_controller_adopts_orphans_and_retries_a_failure_once(aiida_profile, tmp
     assert set(controller.submit_new_batch(dry_run=True)) == {(aa,)}  # one slot, the first key
 
     # a process submitted just before a crash: labelled with its key, but never added to the group
-    orphan = _fake_process(aa, ProcessState.RUNNING)
+    orphan = _fake_process(label, aa, ProcessState.RUNNING)
+    elsewhere = _fake_process("test/another-screening", aa, ProcessState.RUNNING)  # same run, another screening
     assert [n.pk for n in controller.adopt_orphans()] == [orphan.pk]
+    assert elsewhere.base.extras.get(EXTRA_KEY, None) is None
     assert orphan.base.extras.get(EXTRA_KEY) == aa and orphan.base.extras.get(EXTRA_ATTEMPT) == 1
     assert controller.adopt_orphans() == []
     assert controller.submit_new_batch(dry_run=True) == {}  # the adopted process holds the only slot
@@ -84,14 +87,14 @@ def test_controller_adopts_orphans_and_retries_a_failure_once(aiida_profile, tmp
     assert [s.state for s in screening_status(label)] == ["pending", "retrying"]  # ab-…, then aa-… (added order)
 
     # the second attempt fails too: it stays in G as the final failure, no third attempt
-    second = _fake_process(aa, ProcessState.EXCEPTED)
+    second = _fake_process(label, aa, ProcessState.EXCEPTED)
     second.base.extras.set_many({EXTRA_KEY: aa, EXTRA_ATTEMPT: 2})
     controller.group.add_nodes(second)
     assert controller.retire_failures() == []
     assert set(controller.submit_new_batch(dry_run=True)) == {(ab,)}
 
     # an input error (exit < 400) fails the same way again: recorded, not retried
-    bad = _fake_process(ab, ProcessState.FINISHED, exit_status=300)
+    bad = _fake_process(label, ab, ProcessState.FINISHED, exit_status=300)
     bad.base.extras.set_many({EXTRA_KEY: ab, EXTRA_ATTEMPT: 1})
     controller.group.add_nodes(bad)
     assert controller.retire_failures() == [] and controller.submit_new_batch(dry_run=True) == {}
@@ -188,8 +191,9 @@ def test_screening_ci_through_daemon_survives_a_restart(daemon, production_profi
     assert [(s.name, s.state, s.attempts) for s in statuses] == [(run.name, "finished", 1) for run in plan.runs], \
         status_table(statuses)
     # one process per run, ever: no second submission, nothing retired as failed
-    labelled = orm.QueryBuilder().append(orm.ProcessNode, filters={"label": {"in": keys}}, project="*").all(flat=True)
-    assert sorted(n.label for n in labelled) == sorted(keys)
+    labels = [process_label(label, key) for key in keys]
+    labelled = orm.QueryBuilder().append(orm.ProcessNode, filters={"label": {"in": labels}}, project="*").all(flat=True)
+    assert sorted(n.label for n in labelled) == sorted(labels)
     assert orm.load_group(failed_group_label(label)).count() == 0
     # max_concurrent = 1: the second run was created only after the first had finished
     second = next(n for n in labelled if n.pk != first.pk)
