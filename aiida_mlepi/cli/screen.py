@@ -89,6 +89,13 @@ def cmd_submit(ctx, path, label, max_concurrent, engine, protocol, wait, interva
                                                    code_pk=None if code is None else code.pk)
     click.echo(f"screening '{label}' (profile '{profile.name}'): {len(keys)} runs from {path}, "
                f"at most {max_concurrent} at once")
+    from aiida.engine.daemon.client import get_daemon_client
+
+    if not get_daemon_client(profile.name).is_daemon_running:
+        repaired = controller.repair_lost_tasks()
+        if repaired:
+            click.echo(f"  re-sent the broker tasks of {len(repaired)} process(es) a daemon stop had lost: "
+                       f"{', '.join(map(str, repaired))}")
     last = ""
     while True:
         for node in controller.adopt_orphans():

@@ -12,7 +12,11 @@ screening label ``G``:
 Idempotence: a key with a process in ``G`` is never submitted again (finished, running or finally failed).
 A process is labelled ``G|key`` when it is created, so one submitted just before a crash (before it was
 added to ``G``) is found by its label and adopted instead of being submitted twice. After a daemon restart
-the running processes resume from their checkpoints (see :mod:`aiida_mlepi.workchains.resume`).
+the running processes resume from their checkpoints (see :mod:`aiida_mlepi.workchains.resume`). A daemon
+stopped while it steps a process can lose that process's broker task (measured here: a worker shutting down
+mid-step acknowledges the task with a ClosedStorage exception), and the process would wait forever:
+:meth:`ScreeningController.repair_lost_tasks`, run while the daemon is stopped, re-sends the tasks of this
+screening's active processes that have none (``verdi process repair`` does the same for a whole profile).
 
 Retries: a failed run (excepted, killed, or an exit status ≥ 400: a stage failed) is moved to ``G/failed``
 with its reason and submitted once more (``max_attempts = 2``); an input error (exit status < 400, e.g.
@@ -148,6 +152,34 @@ class ScreeningController(FromGroupSubmissionController):
             known.add(node.pk)
             adopted.append(node)
         return adopted
+
+    def active_processes(self) -> list[orm.ProcessNode]:
+        """Unterminated processes of this screening: the runs in ``G`` and every process they called."""
+        active = []
+        for node in self.get_all_submitted_processes(only_active=True).values():
+            for process in [node, *node.called_descendants]:
+                if not process.is_terminated:
+                    active.append(process)
+        return active
+
+    def repair_lost_tasks(self) -> list[int]:
+        """Re-send the broker task of each active process of this screening that has none; the pks re-sent.
+
+        Only while the daemon is stopped (a worker holding a task would otherwise make it look lost)."""
+        from aiida.engine.daemon.client import get_daemon_client
+        from aiida.engine.processes.control import get_process_tasks, revive_processes
+        from aiida.manage import get_manager
+
+        if get_daemon_client().is_daemon_running:
+            raise RuntimeError("repair_lost_tasks needs the daemon stopped: its workers hold the tasks they run")
+        active = self.active_processes()
+        if not active:
+            return []
+        tasks = set(get_process_tasks(get_manager().get_broker()))
+        lost = [process for process in active if process.pk not in tasks]
+        if lost:
+            revive_processes(lost)
+        return [process.pk for process in lost]
 
     def retire_failures(self) -> list[orm.ProcessNode]:
         """Record the reason of every failed process in ``G``; move those that may be retried (and have attempts

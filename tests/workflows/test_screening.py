@@ -176,8 +176,12 @@ def test_screening_ci_through_daemon_survives_a_restart(daemon, production_profi
     _wait(lambda: bool(first.called), 300, "the first run calling its first stage", daemon)
     stop_daemon_robustly(daemon)
     assert not first.is_terminated, "stopped too late"
-    # the controller re-run while the daemon is down: the only slot is taken, nothing is submitted
+    # the controller re-run while the daemon is down: the only slot is taken, nothing is submitted; the broker
+    # tasks the stop lost (a worker stopped mid-step acknowledges its task) are re-sent, each once
     assert controller().submit_new_batch() == {}
+    repaired = controller().repair_lost_tasks()
+    assert controller().repair_lost_tasks() == []
+    print(f"re-sent lost tasks of {len(repaired)} process(es): {repaired}")
     daemon.start_daemon(number_workers=2, timeout=DAEMON_TIMEOUT_S)
 
     def all_final() -> bool:
