@@ -77,6 +77,12 @@ def cmd_submit(ctx, path, label, max_concurrent, engine, protocol, wait, interva
     from .run import _require_broker
 
     profile = ensure_profile(ctx.obj.get("mlepi_profile"), echo=click.echo)
+    from aiida.engine.daemon.client import get_daemon_client
+
+    daemon_running = get_daemon_client(profile.name).is_daemon_running
+    if profile.process_control_backend == "core.zeromq" and not daemon_running:
+        raise click.ClickException(f"profile '{profile.name}' uses the ZeroMQ broker that the daemon brings along: "
+                                   f"start it first (verdi -p {profile.name} daemon start 2), then run this again")
     _require_broker(profile)
     from aiida_mlepi.codes import ensure_local_python_code
     from aiida_mlepi.screening.controller import ScreeningController, prepare_screening
@@ -89,9 +95,7 @@ def cmd_submit(ctx, path, label, max_concurrent, engine, protocol, wait, interva
                                                    code_pk=None if code is None else code.pk)
     click.echo(f"screening '{label}' (profile '{profile.name}'): {len(keys)} runs from {path}, "
                f"at most {max_concurrent} at once")
-    from aiida.engine.daemon.client import get_daemon_client
-
-    if not get_daemon_client(profile.name).is_daemon_running:
+    if not daemon_running:
         repaired = controller.repair_lost_tasks()
         if repaired:
             click.echo(f"  re-sent the broker tasks of {len(repaired)} process(es) a daemon stop had lost: "

@@ -154,32 +154,41 @@ class ScreeningController(FromGroupSubmissionController):
         return adopted
 
     def active_processes(self) -> list[orm.ProcessNode]:
-        """Unterminated processes of this screening: the runs in ``G`` and every process they called."""
+        """Unterminated processes of this screening that run from a broker task: the runs in ``G`` and the
+        WorkChains and CalcJobs they called (process functions run inside their caller and have no task)."""
         active = []
         for node in self.get_all_submitted_processes(only_active=True).values():
             for process in [node, *node.called_descendants]:
-                if not process.is_terminated:
+                if not process.is_terminated and not isinstance(process, (orm.CalcFunctionNode,
+                                                                           orm.WorkFunctionNode)):
                     active.append(process)
         return active
 
     def repair_lost_tasks(self) -> list[int]:
         """Re-send the broker task of each active process of this screening that has none; the pks re-sent.
 
-        Only while the daemon is stopped (a worker holding a task would otherwise make it look lost)."""
+        Only while the daemon is stopped (a worker holding a task would otherwise make it look lost). The task
+        is what ``verdi process repair`` sends (``continue_process``); it waits in the broker's queue until a
+        worker starts, so the broker must keep its queue without the daemon (RabbitMQ does; the ZeroMQ broker
+        lives in the daemon: there, use ``verdi process repair`` with the daemon running)."""
         from aiida.engine.daemon.client import get_daemon_client
-        from aiida.engine.processes.control import get_process_tasks, revive_processes
+        from aiida.engine.processes.control import get_process_tasks
         from aiida.manage import get_manager
 
         if get_daemon_client().is_daemon_running:
             raise RuntimeError("repair_lost_tasks needs the daemon stopped: its workers hold the tasks they run")
+        manager = get_manager()
+        if manager.get_profile().process_control_backend != "core.rabbitmq":
+            return []
         active = self.active_processes()
         if not active:
             return []
-        tasks = set(get_process_tasks(get_manager().get_broker()))
-        lost = [process for process in active if process.pk not in tasks]
-        if lost:
-            revive_processes(lost)
-        return [process.pk for process in lost]
+        tasks = set(get_process_tasks(manager.get_broker()))
+        lost = [process.pk for process in active if process.pk not in tasks]
+        controller = manager.get_process_controller()
+        for pk in lost:
+            controller.continue_process(pk, nowait=True, no_reply=True)
+        return lost
 
     def retire_failures(self) -> list[orm.ProcessNode]:
         """Record the reason of every failed process in ``G``; move those that may be retried (and have attempts
