@@ -96,10 +96,16 @@ def cmd_submit(ctx, path, label, max_concurrent, engine, protocol, wait, interva
     click.echo(f"screening '{label}' (profile '{profile.name}'): {len(keys)} runs from {path}, "
                f"at most {max_concurrent} at once")
     if not daemon_running:
-        repaired = controller.repair_lost_tasks()
-        if repaired:
-            click.echo(f"  re-sent the broker tasks of {len(repaired)} process(es) a daemon stop had lost: "
-                       f"{', '.join(map(str, repaired))}")
+        lost = controller.record_lost_tasks()
+        if lost:
+            click.echo(f"  {len(lost)} process(es) lost their broker task when the daemon stopped "
+                       f"({', '.join(map(str, lost))}): recorded, they are revived when you start the daemon and "
+                       "run this command again")
+    else:
+        revived = controller.revive_lost_tasks()
+        if revived:
+            click.echo(f"  revived {len(revived)} process(es) whose broker task a daemon stop had lost: "
+                       f"{', '.join(map(str, revived))}")
     last = ""
     while True:
         for node in controller.adopt_orphans():

@@ -26,15 +26,18 @@ class RenormalisationSeries:
 
 def plot_screening_renormalisation(series: list[RenormalisationSeries], path: str | Path,
                                    title: str = "", missing: tuple[str, ...] = ()) -> Path:
-    """Relative renormalisation (%) vs T, one line with ±1 s.e. bars per material, on one set of axes.
+    """Relative renormalisation (%) vs T, one line with ±1 s.e. bars per material, on one set of axes
+    (materials shifted by ~1 % of the T range so that their bars do not hide each other).
 
     ``missing``: runs without a result (e.g. ``'name (failed)'``), listed under the axes."""
     if not series:
         raise PlotInputError("no finished run to plot")
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
     markers = "osD^vP*X"
+    all_t = [t for s in series for t in s.temperatures_k]
+    dodge = 0.012 * (max(all_t) - min(all_t) or 100.0)  # K: materials at the same T side by side, bars apart
     for i, s in enumerate(series):
-        t = np.asarray(s.temperatures_k, dtype=float)
+        t = np.asarray(s.temperatures_k, dtype=float) + (i - (len(series) - 1) / 2) * dodge
         y = 100.0 * np.asarray(s.relative_change, dtype=float)
         err = np.array([np.nan if e is None else 100.0 * e for e in s.relative_stderr], dtype=float)
         name = OBSERVABLE_LABELS.get(s.observable, s.observable)

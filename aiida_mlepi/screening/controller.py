@@ -15,8 +15,8 @@ added to ``G``) is found by its label and adopted instead of being submitted twi
 the running processes resume from their checkpoints (see :mod:`aiida_mlepi.workchains.resume`). A daemon
 stopped while it steps a process can lose that process's broker task (measured here: a worker shutting down
 mid-step acknowledges the task with a ClosedStorage exception), and the process would wait forever:
-:meth:`ScreeningController.repair_lost_tasks`, run while the daemon is stopped, re-sends the tasks of this
-screening's active processes that have none (``verdi process repair`` does the same for a whole profile).
+:meth:`ScreeningController.record_lost_tasks` (daemon stopped) finds this screening's active processes
+without a task, :meth:`ScreeningController.revive_lost_tasks` (daemon running) re-sends them.
 
 Retries: a failed run (excepted, killed, or an exit status ≥ 400: a stage failed) is moved to ``G/failed``
 with its reason and submitted once more (``max_attempts = 2``); an input error (exit status < 400, e.g.
@@ -42,6 +42,7 @@ EXTRA_KEY = "mlepi_screening_key"
 EXTRA_RUN = "mlepi_screening_run"
 EXTRA_ATTEMPT = "mlepi_screening_attempt"
 EXTRA_FAILURE = "mlepi_screening_failure"
+EXTRA_LOST = "mlepi_screening_lost_tasks"  #: on the group G: pks of processes whose broker task a stop lost
 #: exit statuses below this are input errors (the same inputs fail again): not retried
 RETRYABLE_EXIT_STATUS = 400
 MAX_ATTEMPTS = 2
@@ -164,31 +165,41 @@ class ScreeningController(FromGroupSubmissionController):
                     active.append(process)
         return active
 
-    def repair_lost_tasks(self) -> list[int]:
-        """Re-send the broker task of each active process of this screening that has none; the pks re-sent.
+    def record_lost_tasks(self) -> list[int]:
+        """While the daemon is stopped: the active processes of this screening whose broker task is gone, recorded
+        on the group (extra ``mlepi_screening_lost_tasks``) for :meth:`revive_lost_tasks`; their pks.
 
-        Only while the daemon is stopped (a worker holding a task would otherwise make it look lost). The task
-        is what ``verdi process repair`` sends (``continue_process``); it waits in the broker's queue until a
-        worker starts, so the broker must keep its queue without the daemon (RabbitMQ does; the ZeroMQ broker
-        lives in the daemon: there, use ``verdi process repair`` with the daemon running)."""
+        Detection needs the daemon stopped: a worker holds the tasks of the processes it runs, so they are not
+        in the queue then. Only RabbitMQ keeps its queue without the daemon (the ZeroMQ broker lives in it)."""
         from aiida.engine.daemon.client import get_daemon_client
         from aiida.engine.processes.control import get_process_tasks
         from aiida.manage import get_manager
 
         if get_daemon_client().is_daemon_running:
-            raise RuntimeError("repair_lost_tasks needs the daemon stopped: its workers hold the tasks they run")
+            raise RuntimeError("lost broker tasks can only be found with the daemon stopped")
         manager = get_manager()
         if manager.get_profile().process_control_backend != "core.rabbitmq":
             return []
         active = self.active_processes()
-        if not active:
-            return []
-        tasks = set(get_process_tasks(manager.get_broker()))
-        lost = [process.pk for process in active if process.pk not in tasks]
-        controller = manager.get_process_controller()
-        for pk in lost:
-            controller.continue_process(pk, nowait=True, no_reply=True)
+        tasks = set(get_process_tasks(manager.get_broker())) if active else set()
+        lost = sorted({p.pk for p in active if p.pk not in tasks} | set(self.group.base.extras.get(EXTRA_LOST, [])))
+        self.group.base.extras.set(EXTRA_LOST, lost)
         return lost
+
+    def revive_lost_tasks(self) -> list[int]:
+        """With the daemon running: re-send the tasks recorded by :meth:`record_lost_tasks` (aiida's
+        ``revive_processes``) for the processes still active, and clear the record; the pks revived."""
+        from aiida.engine.processes.control import revive_processes
+
+        lost = self.group.base.extras.get(EXTRA_LOST, [])
+        if not lost:
+            return []
+        nodes = [orm.load_node(pk) for pk in lost]
+        nodes = [node for node in nodes if not node.is_terminated]
+        if nodes:
+            revive_processes(nodes)
+        self.group.base.extras.delete(EXTRA_LOST)
+        return [node.pk for node in nodes]
 
     def retire_failures(self) -> list[orm.ProcessNode]:
         """Record the reason of every failed process in ``G``; move those that may be retried (and have attempts
