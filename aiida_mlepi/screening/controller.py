@@ -12,11 +12,11 @@ screening label ``G``:
 Idempotence: a key with a process in ``G`` is never submitted again (finished, running or finally failed).
 A process is labelled ``G|key`` when it is created, so one submitted just before a crash (before it was
 added to ``G``) is found by its label and adopted instead of being submitted twice. After a daemon restart
-the running processes resume from their checkpoints (see :mod:`aiida_mlepi.workchains.resume`). A daemon
-stopped while it steps a process can lose that process's broker task (measured here: a worker shutting down
-mid-step acknowledges the task with a ClosedStorage exception), and the process would wait forever:
+the running processes resume from their checkpoints (see :mod:`aiida_mlepi.workchains.resume`). On a
+production profile RabbitMQ keeps the queued tasks across a daemon stop (durable queues); should a task be
+lost anyway (measured on AiiDA *test* profiles, whose queues are auto-deleted when the daemon stops),
 :meth:`ScreeningController.record_lost_tasks` (daemon stopped) finds this screening's active processes
-without a task, :meth:`ScreeningController.revive_lost_tasks` (daemon running) re-sends them.
+without a task and :meth:`ScreeningController.revive_lost_tasks` (daemon running) re-sends them.
 
 Retries: a failed run (excepted, killed, or an exit status ≥ 400: a stage failed) is moved to ``G/failed``
 with its reason and submitted once more (``max_attempts = 2``); an input error (exit status < 400, e.g.
