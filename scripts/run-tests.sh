@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/_venv.sh
-mlepi_venv "ml,tests,screening"   # screening: pymatgen, the lattice-matching oracle of the catalogue tests
+mlepi_venv "ml,tests,screening"   # screening: pymatgen (lattice-matching oracle of the catalogue tests), aiida-submission-controller
 # GPAW (free DFT engine, extra "gpaw") compiles against the system's libxc + BLAS (Debian:
 # apt-get install libxc-dev libopenblas-dev; .ci/run does this). Without them: a warning, and the
 # GPAW tests skip with the reason (under MLEPI_REQUIRE_SERVICES=1 they fail instead).

@@ -28,7 +28,7 @@ from .stacking import commensurate_twist, stack_layers, twisted_bilayer_graphene
 from .structures import graphene_bilayer, graphene_monolayer, hbn_monolayer, tmd_monolayer
 
 __all__ = ["CatalogueError", "CitedLength", "LayerSpec", "ObservableSpec", "MaterialEntry",
-           "load_catalogue", "SHIPPED_CATALOGUE", "HEXAGONAL_KPOINTS", "ENGINES", "OBSERVABLES"]
+           "load_catalogue", "parse_entries", "read_catalogue_data", "SHIPPED_CATALOGUE", "HEXAGONAL_KPOINTS", "ENGINES", "OBSERVABLES"]
 
 SHIPPED_CATALOGUE = Path(__file__).resolve().parent.parent / "catalogue" / "materials.yaml"
 
@@ -377,7 +377,8 @@ def _entry(name: Any, raw: Any, origin: str) -> MaterialEntry:
                          supercells=tuple(supercells), engine=engine, origin=origin)
 
 
-def _read_entries(path: Path) -> dict[str, MaterialEntry]:
+def read_catalogue_data(path: Path) -> Mapping:
+    """The ``materials`` mapping of the catalogue file ``path`` (raw YAML, not yet checked)."""
     origin = str(path)
     if not path.is_file():
         raise CatalogueError(f"catalogue file {origin!r} does not exist")
@@ -387,7 +388,25 @@ def _read_entries(path: Path) -> dict[str, MaterialEntry]:
         raise CatalogueError(f"{origin}: not valid YAML: {exc}") from None
     if not isinstance(data, Mapping) or not isinstance(data.get("materials"), Mapping):
         raise CatalogueError(f"{origin}: expected a top-level mapping 'materials: {{name: entry, ...}}'")
-    return {name: _entry(name, raw, origin) for name, raw in data["materials"].items()}
+    return data["materials"]
+
+
+def parse_entries(materials: Mapping, origin: str) -> tuple[dict[str, MaterialEntry], dict[str, CatalogueError]]:
+    """Every entry of ``materials`` checked: (valid entries, {name: the error of each invalid entry})."""
+    entries, errors = {}, {}
+    for name, raw in materials.items():
+        try:
+            entries[name] = _entry(name, raw, origin)
+        except CatalogueError as exc:
+            errors[str(name)] = exc
+    return entries, errors
+
+
+def _read_entries(path: Path) -> dict[str, MaterialEntry]:
+    entries, errors = parse_entries(read_catalogue_data(path), str(path))
+    if errors:
+        raise next(iter(errors.values()))
+    return entries
 
 
 def load_catalogue(user_file: str | Path | None = None) -> dict[str, MaterialEntry]:
