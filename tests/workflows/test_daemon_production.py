@@ -111,11 +111,27 @@ def stop_daemon_robustly(client) -> None:
     assert pid is None or not _pid_alive(pid), f"the daemon (circus pid {pid}) is still running"
 
 
+def _set_test_profile(profile, config, value: bool) -> None:
+    from aiida.manage import get_manager
+
+    for each in {id(profile): profile, id(get_manager().get_profile()): get_manager().get_profile()}.values():
+        each.is_test_profile = value
+    config.update_profile(profile)
+    config.store()
+    get_manager().reset_runner()
+    get_manager().reset_broker()
+
+
 @pytest.fixture
-def running_daemon(production_profile, aiida_config_tmp, monkeypatch):
-    """One daemon worker for the production profile (``daemon.timeout`` raised to DAEMON_TIMEOUT_S for a
-    loaded machine); the daemon needs `verdi` (of this venv) on PATH."""
-    from aiida.engine.daemon import client as daemon_client
+def daemon_client(production_profile, aiida_config_tmp, monkeypatch):
+    """The daemon client of the production profile, not started: `verdi` of this venv on PATH (the daemon needs
+    it), ``daemon.timeout`` raised to DAEMON_TIMEOUT_S for a loaded machine, a 1 s poll interval, and durable
+    RabbitMQ queues; the daemon is stopped robustly afterwards.
+
+    A test profile talks to RabbitMQ in kiwipy's testing mode: auto-deleted queues, so a daemon stop drops every
+    queued task (measured: resumed runs then waited forever). Production profiles have durable queues, and so
+    does this one while the fixture is active."""
+    from aiida.engine.daemon import client as daemon_client_module
     from aiida.engine.daemon.client import get_daemon_client
     from aiida.manage.configuration import get_config
 
@@ -124,16 +140,25 @@ def running_daemon(production_profile, aiida_config_tmp, monkeypatch):
     # aiida looks `verdi` up once, at import time: point it at this environment's
     verdi = os.path.join(bin_dir, "verdi")
     if os.path.exists(verdi):
-        monkeypatch.setattr(daemon_client, "VERDI_BIN", verdi)
+        monkeypatch.setattr(daemon_client_module, "VERDI_BIN", verdi)
     aiida_config_tmp.set_option("daemon.timeout", DAEMON_TIMEOUT_S, scope=production_profile.name)
-    aiida_config_tmp.store()
+    aiida_config_tmp.set_option("runner.poll.interval", 1, scope=production_profile.name)
+    _set_test_profile(production_profile, aiida_config_tmp, False)
     client = get_daemon_client(production_profile.name)
     assert get_config().get_option("daemon.timeout", scope=production_profile.name) == DAEMON_TIMEOUT_S
-    client.start_daemon(number_workers=1, timeout=DAEMON_TIMEOUT_S)
     try:
         yield client
     finally:
-        stop_daemon_robustly(client)
+        if client.is_daemon_running:
+            stop_daemon_robustly(client)
+        _set_test_profile(production_profile, aiida_config_tmp, True)
+
+
+@pytest.fixture
+def running_daemon(daemon_client):
+    """One daemon worker for the production profile (see :func:`daemon_client`)."""
+    daemon_client.start_daemon(number_workers=1, timeout=DAEMON_TIMEOUT_S)
+    yield daemon_client
 
 
 def test_epi_loop_through_daemon_on_postgres_rabbitmq(running_daemon, production_profile):

@@ -21,7 +21,7 @@ from aiida_mlepi.workchains.epi_loop import DEFAULT_OBSERVABLE_SETTINGS
 from aiida_mlepi.workchains.observable import ObservableWorkChain
 from aiida_mlepi.workchains.resume import calcfunction_outputs, labelled_calls, resumable_call
 
-from .test_daemon_production import postgres_database, production_profile  # noqa: F401 (fixtures)
+from .test_daemon_production import daemon_client, postgres_database, production_profile  # noqa: F401 (fixtures)
 
 ACTIVE_STATES = ("created", "waiting", "running")
 
@@ -151,31 +151,6 @@ DAEMON_TIMEOUT_S = 120
 
 def _count_hamiltonians() -> int:
     return orm.QueryBuilder().append(HamiltonianData).count()
-
-
-@pytest.fixture
-def daemon_client(production_profile, monkeypatch):  # noqa: F811 (fixture)
-    """The daemon client of the production profile (generous ``daemon.timeout``); stopped afterwards."""
-    import os
-    import sys
-
-    from aiida.engine.daemon import client as daemon_client_module
-    from aiida.engine.daemon.client import get_daemon_client
-    from aiida.manage import get_config
-
-    bin_dir = os.path.dirname(sys.executable)
-    monkeypatch.setenv("PATH", bin_dir + os.pathsep + os.environ.get("PATH", ""))
-    if os.path.exists(os.path.join(bin_dir, "verdi")):
-        monkeypatch.setattr(daemon_client_module, "VERDI_BIN", os.path.join(bin_dir, "verdi"))
-    config = get_config()
-    config.set_option("daemon.timeout", DAEMON_TIMEOUT_S, scope=production_profile.name)
-    config.store()
-    client = get_daemon_client(production_profile.name)
-    try:
-        yield client
-    finally:
-        if client.is_daemon_running:
-            client.stop_daemon(wait=True, timeout=DAEMON_TIMEOUT_S)
 
 
 def _wait(predicate, seconds: float, what: str, client, node: orm.ProcessNode) -> None:

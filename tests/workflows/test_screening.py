@@ -23,8 +23,8 @@ from aiida_mlepi.screening.controller import (EXTRA_ATTEMPT, EXTRA_FAILURE, EXTR
 from aiida_mlepi.screening.inputs import process_label
 from aiida_mlepi.screening.results import screening_status, status_table
 
-from .test_daemon_production import (DAEMON_TIMEOUT_S, postgres_database, production_profile,  # noqa: F401
-                                     stop_daemon_robustly)
+from .test_daemon_production import (DAEMON_TIMEOUT_S, daemon_client, postgres_database,  # noqa: F401
+                                     production_profile, stop_daemon_robustly)
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "examples" / "screening-ci.yaml"
@@ -107,41 +107,6 @@ def test_controller_adopts_orphans_and_retries_a_failure_once(aiida_profile, tmp
 
 
 # ------------------------------------------------------------------------------------------ daemon
-@pytest.fixture
-def daemon(production_profile, aiida_config_tmp, monkeypatch):  # noqa: F811 (fixture)
-    """The daemon client of the production profile (generous daemon.timeout, `verdi` of this venv), stopped
-    afterwards; the test starts and stops it."""
-    from aiida.engine.daemon import client as daemon_client
-    from aiida.engine.daemon.client import get_daemon_client
-
-    bin_dir = os.path.dirname(sys.executable)
-    monkeypatch.setenv("PATH", bin_dir + os.pathsep + os.environ.get("PATH", ""))
-    verdi = os.path.join(bin_dir, "verdi")
-    if os.path.exists(verdi):
-        monkeypatch.setattr(daemon_client, "VERDI_BIN", verdi)
-    aiida_config_tmp.set_option("daemon.timeout", DAEMON_TIMEOUT_S, scope=production_profile.name)
-    aiida_config_tmp.set_option("runner.poll.interval", 1, scope=production_profile.name)
-    # a test profile talks to RabbitMQ in kiwipy's testing mode: auto-deleted queues, so a daemon stop drops every
-    # queued task (measured: the runs then wait forever). Production profiles have durable queues: so must this one.
-    _set_test_profile(production_profile, aiida_config_tmp, False)
-    client = get_daemon_client(production_profile.name)
-    try:
-        yield client
-    finally:
-        if client.is_daemon_running:
-            stop_daemon_robustly(client)
-        _set_test_profile(production_profile, aiida_config_tmp, True)
-
-
-def _set_test_profile(profile, config, value: bool) -> None:
-    from aiida.manage import get_manager
-
-    for each in {id(profile): profile, id(get_manager().get_profile()): get_manager().get_profile()}.values():
-        each.is_test_profile = value
-    config.update_profile(profile)
-    config.store()
-    get_manager().reset_runner()
-    get_manager().reset_broker()
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess:
@@ -177,7 +142,7 @@ def _finished_calls(node: orm.ProcessNode) -> list[tuple[int, str]]:
 
 
 @pytest.mark.services
-def test_screening_ci_through_daemon_survives_a_restart(daemon, production_profile, tmp_path):  # noqa: F811
+def test_screening_ci_through_daemon_survives_a_restart(daemon_client, production_profile, tmp_path):  # noqa: F811
     """examples/screening-ci.yaml on PostgreSQL + RabbitMQ with two daemon workers, one run at a time: the
     daemon is stopped while the first run is in flight, the controller re-run (it submits nothing: the slot is
     taken), the daemon restarted and the controller re-run until the end. Every run finishes once, nothing is
@@ -192,26 +157,26 @@ def test_screening_ci_through_daemon_survives_a_restart(daemon, production_profi
     def controller() -> ScreeningController:  # a fresh one each time, as a rerun of the command would make
         return ScreeningController.for_screening(label, max_concurrent=1, keys=keys)
 
-    daemon.start_daemon(number_workers=2, timeout=DAEMON_TIMEOUT_S)
+    daemon_client.start_daemon(number_workers=2, timeout=DAEMON_TIMEOUT_S)
     (first,) = controller().submit_new_batch().values()
     # mid-way: the run has started its stages (a child process), and has not finished
-    _wait(lambda: bool(first.called), 300, "the first run calling its first stage", daemon)
-    stop_daemon_robustly(daemon)
+    _wait(lambda: bool(first.called), 300, "the first run calling its first stage", daemon_client)
+    stop_daemon_robustly(daemon_client)
     assert not first.is_terminated, "stopped too late"
     # the controller re-run while the daemon is down: the only slot is taken, nothing is submitted; the broker
     # tasks the stop lost (a worker stopped mid-step acknowledges its task) are re-sent, each once
     assert controller().submit_new_batch() == {}
     # durable queues: every active WorkChain of the screening still has its task in the broker
     assert controller().record_lost_tasks() == []
-    daemon.start_daemon(number_workers=2, timeout=DAEMON_TIMEOUT_S)
+    daemon_client.start_daemon(number_workers=2, timeout=DAEMON_TIMEOUT_S)
     assert controller().revive_lost_tasks() == []
 
     def all_final() -> bool:
         controller().submit_new_batch()
         return all(status.final for status in screening_status(label))
 
-    _wait(all_final, 1200, "every run of the screening finished", daemon)
-    stop_daemon_robustly(daemon)
+    _wait(all_final, 1200, "every run of the screening finished", daemon_client)
+    stop_daemon_robustly(daemon_client)
 
     statuses = screening_status(label)
     assert [(s.name, s.state, s.attempts) for s in statuses] == [(run.name, "finished", 1) for run in plan.runs], \
