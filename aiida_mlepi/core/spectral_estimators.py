@@ -49,6 +49,7 @@ import numpy as np
 import scipy.linalg
 import scipy.optimize
 
+from .bands import eigh_subset
 from .hamiltonian import HamiltonianR
 from .observables import folded_valleys, in_plane_directions, valley_points
 from .unfolding import DEFAULT_BROADENING_EV, PrimitiveCell, spectral_function, unfold
@@ -173,9 +174,9 @@ def _folded_point_states(h: HamiltonianR, primitive: PrimitiveCell, n_occ: int,
         point = folded_valleys(primitive.cell, h.cell)[0]
         k, g = point.k_cart, point.multiplicity
     lo, hi = max(0, n_occ - g), min(h.num_orbitals - 1, n_occ + g - 1)
-    hk = h.hk(k).toarray()
-    sk = None if h.s_values is None else h.sk(k).toarray()
-    vals = scipy.linalg.eigh(hk, sk, eigvals_only=True, subset_by_index=(lo, hi))
+    hk = h.hk_dense(k)
+    sk = None if h.s_values is None else h.hk_dense(k, h.s_values)
+    vals = eigh_subset(hk, sk, subset_by_index=(lo, hi))[0]
     first_c = n_occ - lo
     e_f = 0.5 * (vals[first_c - 1] + vals[first_c])
     return float(e_f), float(vals[first_c] - vals[first_c - 1]), float(vals[-1] - vals[0])
