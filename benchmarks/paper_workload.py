@@ -197,7 +197,8 @@ def main() -> None:
                 result = f"band fit failed ({exc}): the model is under-trained, pass --model for physics"
             stages["thermal average"] += time.perf_counter() - start
             say(f"  {temperature:5.0f} K: {args.samples} configs, {time.perf_counter() - wall_start:8.1f} s so far; "
-                f"{result} (store {store['seconds'] - before:.1f} s)")
+                f"per config per worker H(R) {timings['predict_s'] / args.samples:.3f} s, observable "
+                f"{timings['observable_s'] / args.samples:.3f} s ({timings['window_states']:.0f} states/k); store {store['seconds'] - before:.1f} s; {result}")
     total_s = time.perf_counter() - wall_start
     n_configs = args.samples * len(args.temperatures)
     disk = disk_bytes(os.environ["AIIDA_PATH"]) - disk_before

@@ -43,11 +43,12 @@ class BatchTimings:
     observable_s: float = 0.0  #: Bloch sums + window solves + unfolding weights
     wall_s: float = 0.0
     workers: int = 1
+    window_states: float = 0.0  #: mean number of states per k in the energy window (the solve's size)
     per_worker: list = field(default_factory=list)
 
     def as_dict(self) -> dict:
         return {"predict_s": self.predict_s, "observable_s": self.observable_s, "wall_s": self.wall_s,
-                "workers": self.workers}
+                "workers": self.workers, "window_states": self.window_states}
 
 
 @dataclass(frozen=True)
@@ -113,7 +114,9 @@ def predicted_spectra(model_bytes: bytes, structures: list[Atoms], primitive, n_
                 os.environ.pop("OMP_NUM_THREADS", None)
             else:
                 os.environ["OMP_NUM_THREADS"] = env["OMP_NUM_THREADS"]
+    spectra = [s for r in results for s in r[0]]
+    counts = [np.isfinite(s.energies).sum(axis=-1).mean() for s in spectra]
     timings = BatchTimings(predict_s=sum(r[1] for r in results), observable_s=sum(r[2] for r in results),
-                           wall_s=time.perf_counter() - start, workers=workers,
+                           wall_s=time.perf_counter() - start, workers=workers, window_states=float(np.mean(counts)),
                            per_worker=[(len(j.structures), r[1], r[2]) for j, r in zip(jobs, results)])
-    return [s for r in results for s in r[0]], timings
+    return spectra, timings
