@@ -140,3 +140,13 @@ def test_unfolded_weights_mixed_precision_match_double(engine_bilayer):
     assert np.abs(mixed.weights - double.weights).max() < 1e-7
     everything = unfold(engine_bilayer, primitive, k_points[:1])  # all states, mixed by default
     np.testing.assert_allclose(everything.weights.sum(axis=1), 16.0, atol=1e-8)
+
+
+def test_mixed_precision_large_subset_is_double(engine_bilayer):
+    """A window holding most states (> MIXED_MAX_FRACTION) is solved in double precision: bit-identical results."""
+    hk, sk, full = _full(engine_bilayer, K)
+    window = (full[20] - 1e-6, full[-20])
+    double = eigh_subset(hk, sk, subset_by_value=window, precision="double")
+    mixed = eigh_subset(hk, sk, subset_by_value=window, precision="mixed")
+    assert len(double[0]) > 0.25 * len(full)
+    np.testing.assert_array_equal(mixed[0], double[0])
