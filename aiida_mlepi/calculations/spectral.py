@@ -28,6 +28,8 @@ from aiida_mlepi.core.spectral_estimators import (ConfigurationSpectrum, Spectra
                                                   running_estimates, static_band_energies)
 from aiida_mlepi.core.unfolding import PrimitiveCell
 from aiida_mlepi.data.hamiltonian import HamiltonianData
+from aiida_mlepi.data.layered_structure import LayeredStructureData
+from aiida_mlepi.data.model import TrainedModelData
 
 from .observables import finite_or_none
 
@@ -64,6 +66,28 @@ def spectrum_from_node(node: orm.ArrayData) -> ConfigurationSpectrum:
                                              attrs.get("folded_splitting_ev"))
 
 
+def spectrum_node(spectrum: ConfigurationSpectrum, labels: dict, settings: orm.Dict, spectral: SpectralSettings,
+                  cell: np.ndarray, num_atoms: int, static_lattice: bool) -> orm.ArrayData:
+    """The ``UnfoldedSpectrum`` ArrayData of one configuration (arrays and queryable attributes, module doc)."""
+    node = orm.ArrayData()
+    for name, array in spectrum.as_arrays().items():
+        node.set_array(name, np.asarray(array))
+    node.base.attributes.set_many({
+        "observable": "unfolded_spectrum",
+        **{key: labels.get(key) for key in LABEL_KEYS if labels.get(key, None) is not None},
+        "static_lattice": static_lattice,
+        "estimator": f"spectral:{spectral.model}",
+        "supercell_cells": int(round(abs(np.linalg.det(np.asarray(cell)[:2, :2]) / np.linalg.det(
+            np.asarray(settings["primitive_cell"], dtype=float)[:2, :2])))),
+        "num_atoms": int(num_atoms),
+        "fermi_level_ev": spectrum.fermi_level_ev,
+        "folded_gap_ev": spectrum.folded_gap_ev,
+        "folded_splitting_ev": spectrum.folded_splitting_ev,
+        "energy_unit": "eV",
+    })
+    return node
+
+
 @calcfunction
 def compute_unfolded_spectrum(hamiltonian: HamiltonianData, settings: orm.Dict,
                               fermi_reference_ev: orm.Float | None = None) -> orm.ArrayData:
@@ -76,24 +100,44 @@ def compute_unfolded_spectrum(hamiltonian: HamiltonianData, settings: orm.Dict,
     spectral, primitive, n_electrons = spectral_inputs(settings, len(h))
     reference = None if fermi_reference_ev is None else float(fermi_reference_ev.value)
     spectrum = configuration_spectrum(h, primitive, n_electrons, spectral, reference)
-    node = orm.ArrayData()
-    for name, array in spectrum.as_arrays().items():
-        node.set_array(name, np.asarray(array))
-    attrs = hamiltonian.base.attributes
-    node.base.attributes.set_many({
-        "observable": "unfolded_spectrum",
-        **{key: attrs.get(key) for key in LABEL_KEYS if attrs.get(key, None) is not None},
-        "static_lattice": fermi_reference_ev is None,
-        "estimator": f"spectral:{spectral.model}",
-        "supercell_cells": int(round(abs(np.linalg.det(h.cell[:2, :2]) / np.linalg.det(
-            np.asarray(settings["primitive_cell"], dtype=float)[:2, :2])))),
-        "num_atoms": len(h),
-        "fermi_level_ev": spectrum.fermi_level_ev,
-        "folded_gap_ev": spectrum.folded_gap_ev,
-        "folded_splitting_ev": spectrum.folded_splitting_ev,
-        "energy_unit": "eV",
-    })
-    return node
+    return spectrum_node(spectrum, dict(hamiltonian.base.attributes.all), settings, spectral, h.cell, len(h),
+                         fermi_reference_ev is None)
+
+
+@calcfunction
+def compute_predicted_spectra(model: TrainedModelData, settings: orm.Dict, fermi_reference_ev: orm.Float,
+                              workers: orm.Int, **structures: LayeredStructureData) -> dict:
+    """The unfolded spectrum of every configuration in ``structures``, H(R) predicted by ``model`` in one batch.
+
+    Same numbers as ``predict_hedgenet_hamiltonian`` → ``compute_unfolded_spectrum`` per configuration (float32
+    forward pass, mixed-precision window solves), without the per-configuration H(R) node: H(R) is a
+    deterministic function of the two inputs (model, structure) linked here, recomputable at any time. One
+    output ``UnfoldedSpectrum`` per input label (the same attributes as ``compute_unfolded_spectrum``'s, plus
+    ``structure_uuid``), and ``timings`` (s per step, :class:`~aiida_mlepi.core.spectral_batch.BatchTimings`).
+    ``workers``: processes (:func:`~aiida_mlepi.core.spectral_batch.predicted_spectra`).
+    """
+    from aiida_mlepi.core.spectral_batch import predicted_spectra
+
+    from .electron import electron_model_problem
+
+    problem = electron_model_problem(model)
+    if problem:
+        raise ValueError(problem)
+    labels = sorted(structures)
+    atoms = [structures[label].get_ase() for label in labels]
+    spectral, primitive, n_electrons = spectral_inputs(settings, len(atoms[0]))
+    with model.open(mode="rb") as handle:
+        content = handle.read()
+    spectra, timings = predicted_spectra(content, atoms, primitive, n_electrons, spectral,
+                                         float(fermi_reference_ev.value), workers=int(workers.value))
+    outputs = {}
+    for label, structure, spectrum in zip(labels, atoms, spectra):
+        node_labels = {**structures[label].base.attributes.all, "structure_uuid": structures[label].uuid}
+        node = spectrum_node(spectrum, node_labels, settings, spectral, structure.cell[:], len(structure), False)
+        node.base.attributes.set_many({"structure_uuid": structures[label].uuid, "model_uuid": model.uuid})
+        outputs[label] = node
+    outputs["timings"] = orm.Dict(timings.as_dict())
+    return outputs
 
 
 def sample_counts(n: int, pairs: bool) -> list[int]:

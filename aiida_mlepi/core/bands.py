@@ -19,6 +19,13 @@ dense by ``subset_by_value`` or sparse by shift-invert around the window centre,
 states until the window is covered (one LU, :class:`ShiftInvert`). Reusing that LU at another k as a
 preconditioner does not pay (``benchmarks/window_eigensolver.py``).
 
+:func:`eigh_subset` is the dense subset solve of the unfolding (many k per configuration): ``precision='mixed'``
+solves in complex64 and refines the subset in complex128 by Rayleigh–Ritz (eigenvalues within ~1e-10 eV of a
+double-precision solve, ~2–3× faster at 576 orbitals), falling back to double precision when a residual is large.
+Measured (6×6 AB bilayer, the 55 k near K of the spectral estimator): Rayleigh–Ritz in the window states (E_F ± 3.5 eV,
+89 states) of one anchor k = K, shifted to the atomic gauge, finds the right number of states at every k but
+only to ~1e-3 eV (residuals ~0.1 eV): too coarse to replace the per-k dense solve without refinement.
+
 :func:`to_sisl` converts the blocks to a :class:`sisl.Hamiltonian` (same physics, sisl's
 supercell indexing); it is used to cross-check our Bloch sums (see ``tests/core/test_bands.py``)
 and as an alternative path; the reason the observable defaults to our own Bloch sums is in
@@ -124,6 +131,69 @@ def _sorted_s_normalised(vals: np.ndarray, vecs: np.ndarray,
     norms = np.sqrt(np.real(np.einsum("in,in->n", vecs.conj(),
                                       vecs if sk is None else sk @ vecs)))
     return vals[order], vecs / norms
+
+
+# ---------------------------------------------------------------------------- mixed precision
+#: a window solved in single precision is widened by this (eV) so that no state near its edges is lost
+MIXED_MARGIN_EV = 0.01
+#: largest residual ‖Hψ − E Sψ‖ (eV) accepted from the single-precision subspace; above: double precision
+MIXED_RESIDUAL_TOL_EV = 1e-4
+PRECISIONS = ("double", "mixed")
+#: a 'mixed' subset holding more than this fraction of all states is solved in double precision directly
+MIXED_MAX_FRACTION = 0.25
+
+
+def eigh_subset(hk: np.ndarray, sk: np.ndarray | None = None, *, subset_by_index: tuple[int, int] | None = None,
+                subset_by_value: tuple[float, float] | None = None,
+                precision: str = "mixed") -> tuple[np.ndarray, np.ndarray]:
+    """Eigenpairs of the dense H ψ = E S ψ (eV) selected by index (inclusive, 0-based) or by energy (a, b] (eV).
+
+    ``precision='double'``: ``scipy.linalg.eigh`` in complex128. ``'mixed'``: the subset is found by the
+    single-precision LAPACK solver (``*heevr``/``*hegvx`` in complex64, ~3× faster for 576 orbitals), widened by
+    :data:`MIXED_MARGIN_EV` for a window, then refined in double precision by Rayleigh–Ritz in the span V of
+    those vectors: eigh(V†HV, V†SV). The Ritz values' error is ~‖r‖²/gap, ‖r‖ the float32 subspace's residual
+    (~1e-5 eV for ‖H‖ ~ 20 eV): measured 2e-12 eV and 1 − |⟨ψ|ψ_ref⟩|² ~ 1e-11 on the 6×6 AB bilayer. If
+    any selected pair's double-precision residual exceeds :data:`MIXED_RESIDUAL_TOL_EV` (clusters split by the
+    window margin, ill-conditioned S), or if the subset holds more than :data:`MIXED_MAX_FRACTION` of the states
+    (where refining costs a full solve: an untrained model's H(R) puts ~80 % of the 6×6 bilayer's states within
+    E_F ± 1.3 eV), the subset is solved again in double precision. Returns (energies
+    ascending, S-orthonormal eigenvectors as columns).
+    """
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    if subset_by_index is not None and subset_by_value is not None:
+        raise ValueError("give subset_by_index or subset_by_value, not both")
+    kwargs = {}
+    if subset_by_index is not None:
+        kwargs["subset_by_index"] = tuple(int(x) for x in subset_by_index)
+    elif subset_by_value is not None:
+        kwargs["subset_by_value"] = tuple(float(x) for x in subset_by_value)
+    if precision == "double":
+        return scipy.linalg.eigh(hk, sk, **kwargs)
+    wide = dict(kwargs)
+    if subset_by_value is not None:
+        wide["subset_by_value"] = (kwargs["subset_by_value"][0] - MIXED_MARGIN_EV,
+                                   kwargs["subset_by_value"][1] + MIXED_MARGIN_EV)
+    _, v32 = scipy.linalg.eigh(hk.astype(np.complex64), None if sk is None else sk.astype(np.complex64), **wide,
+                               check_finite=False)
+    if v32.shape[1] == 0:
+        return np.zeros(0), np.zeros((hk.shape[0], 0), dtype=complex)
+    if v32.shape[1] > MIXED_MAX_FRACTION * hk.shape[0]:
+        # most of the spectrum (e.g. an untrained model's compressed bands): refinement would cost a full solve
+        return scipy.linalg.eigh(hk, sk, **kwargs)
+    v = v32.astype(complex)
+    hv = hk @ v
+    sv = v if sk is None else sk @ v
+    vals, y = scipy.linalg.eigh(v.conj().T @ hv, v.conj().T @ sv)
+    vecs = v @ y
+    residual = np.linalg.norm(hv @ y - (sv @ y) * vals, axis=0)
+    if subset_by_value is not None:
+        a, b = kwargs["subset_by_value"]
+        keep = (vals > a) & (vals <= b)
+        vals, vecs, residual = vals[keep], vecs[:, keep], residual[keep]
+    if len(residual) and residual.max() > MIXED_RESIDUAL_TOL_EV:
+        return scipy.linalg.eigh(hk, sk, **kwargs)
+    return vals, vecs
 
 
 # ---------------------------------------------------------------------------- energy windows

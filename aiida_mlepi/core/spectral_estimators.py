@@ -49,6 +49,7 @@ import numpy as np
 import scipy.linalg
 import scipy.optimize
 
+from .bands import PRECISIONS, eigh_subset
 from .hamiltonian import HamiltonianR
 from .observables import folded_valleys, in_plane_directions, valley_points
 from .unfolding import DEFAULT_BROADENING_EV, PrimitiveCell, spectral_function, unfold
@@ -78,6 +79,7 @@ class SpectralSettings:
     max_shift_ev: float = 0.15  #: a band's peak is searched within ± this of the static band
     band_edge_k_frac: tuple = ((1 / 3, 1 / 3, 0.0),)  #: 'band-edges': primitive k (fractional) of VBM/CBM
     line_points: int = 25  #: k-points of the line through K for the A(k, E) heat map (0: none)
+    precision: str = "mixed"  #: window solves: 'mixed' (complex64 + complex128 Rayleigh–Ritz) or 'double'
 
     def __post_init__(self):
         if self.model not in MODELS:
@@ -87,6 +89,8 @@ class SpectralSettings:
                 f"need 0 < q_min < q_max (Å⁻¹), got {self.q_min_inv_angstrom}, {self.q_max_inv_angstrom}")
         if self.line_points < 0:
             raise EstimatorInputError(f"line_points must be ≥ 0, got {self.line_points}")
+        if self.precision not in PRECISIONS:
+            raise EstimatorInputError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
         if self.n_q < 2 or self.n_directions < 1:
             raise EstimatorInputError("need n_q ≥ 2 and n_directions ≥ 1")
         for name in ("broadening_ev", "energy_step_ev", "energy_half_width_ev", "max_shift_ev"):
@@ -173,9 +177,9 @@ def _folded_point_states(h: HamiltonianR, primitive: PrimitiveCell, n_occ: int,
         point = folded_valleys(primitive.cell, h.cell)[0]
         k, g = point.k_cart, point.multiplicity
     lo, hi = max(0, n_occ - g), min(h.num_orbitals - 1, n_occ + g - 1)
-    hk = h.hk(k).toarray()
-    sk = None if h.s_values is None else h.sk(k).toarray()
-    vals = scipy.linalg.eigh(hk, sk, eigvals_only=True, subset_by_index=(lo, hi))
+    hk = h.hk_dense(k)
+    sk = None if h.s_values is None else h.hk_dense(k, h.s_values)
+    vals = eigh_subset(hk, sk, subset_by_index=(lo, hi), precision=settings.precision)[0]
     first_c = n_occ - lo
     e_f = 0.5 * (vals[first_c - 1] + vals[first_c])
     return float(e_f), float(vals[first_c] - vals[first_c - 1]), float(vals[-1] - vals[0])
@@ -200,7 +204,7 @@ def configuration_spectrum(h: HamiltonianR, primitive, n_electrons: int, setting
     all_k = ks.reshape(-1, 3)
     if settings.line_points:
         all_k = np.vstack([all_k, line_kpoints(primitive, settings)[1]])
-    states = unfold(h, primitive, all_k, energy_window=window)
+    states = unfold(h, primitive, all_k, energy_window=window, precision=settings.precision)
     shape = ks.shape[:2] + (states.energies.shape[1],)
     line = (None, None)
     if settings.line_points:

@@ -44,9 +44,9 @@ import itertools
 from dataclasses import dataclass
 
 import numpy as np
-import scipy.linalg
 import scipy.sparse as sp
 
+from .bands import eigh_subset
 from .hamiltonian import HamiltonianR
 
 #: default Gaussian broadening of the spectral function, eV
@@ -229,7 +229,7 @@ def projection_matrix(h: HamiltonianR, primitive: PrimitiveCell, site_map: SiteM
 def unfold(hamiltonian: HamiltonianR, primitive_cell, k_primitive_cart: np.ndarray,
            site_map: SiteMap | None = None, *, state_range: tuple[int, int] | None = None,
            energy_window: tuple[float, float] | None = None,
-           site_tolerance: float = DEFAULT_SITE_TOLERANCE) -> UnfoldedStates:
+           site_tolerance: float = DEFAULT_SITE_TOLERANCE, precision: str = "mixed") -> UnfoldedStates:
     """Energies and primitive spectral weights of the supercell states at primitive k (definition above).
 
     ``primitive_cell``: :class:`ase.Atoms` of the primitive cell (sites and lattice), a
@@ -237,7 +237,9 @@ def unfold(hamiltonian: HamiltonianR, primitive_cell, k_primitive_cart: np.ndarr
     atoms). ``k_primitive_cart``: one k (3,) or an array (nk, 3), Cartesian Å⁻¹. ``site_map``
     defaults to the nearest primitive site of each atom (:func:`map_to_primitive`). Select the states
     by ``state_range=(lo, hi)`` (0-based, inclusive, in energy order) or ``energy_window=(E_min, E_max)``
-    (eV); default: all states. Dense generalised eigh (``scipy.linalg.eigh``) per k.
+    (eV); default: all states. Dense generalised eigh per k (:func:`~aiida_mlepi.core.bands.eigh_subset`:
+    ``precision='mixed'`` solves in complex64 and refines the subset in complex128 by Rayleigh–Ritz, eigenvalues
+    within ~1e-10 eV of ``'double'``); the dense H(k) is scattered directly (``HamiltonianR.hk_dense``).
     """
     h = hamiltonian
     primitive = PrimitiveCell.from_any(primitive_cell, h)
@@ -253,14 +255,10 @@ def unfold(hamiltonian: HamiltonianR, primitive_cell, k_primitive_cart: np.ndarr
     n_prim = pattern.shape[0]
     results_e, results_w = [], []
     for k in ks:
-        hk = h.hk(k).toarray()
-        sk = None if h.s_values is None else h.sk(k).toarray()
-        kwargs = {}
-        if state_range is not None:
-            kwargs["subset_by_index"] = tuple(int(x) for x in state_range)
-        elif energy_window is not None:
-            kwargs["subset_by_value"] = tuple(float(x) for x in energy_window)
-        vals, vecs = scipy.linalg.eigh(hk, sk, **kwargs)
+        hk = h.hk_dense(k)
+        sk = None if h.s_values is None else h.hk_dense(k, h.s_values)
+        vals, vecs = eigh_subset(hk, sk, subset_by_index=state_range, subset_by_value=energy_window,
+                                 precision=precision)
         phase = np.exp(-1j * (t_orb @ k))[:, None]
         f = pattern @ (phase * vecs)
         g = f if sk is None else pattern @ (phase * (sk @ vecs))
