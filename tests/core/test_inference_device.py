@@ -122,3 +122,22 @@ def test_script_errors_name_their_reason(tmp_path, case):
     assert status["status"] == "error" and status["reason"] == reason, status
     words = {"cuda": "CUDA is not available", "garbage_model": "corrupt or truncated", "bad_task": "task must be"}
     assert words[case] in status["message"]
+
+
+@NO_CUDA
+def test_electron_trainer_script_names_the_absent_device(tmp_path):
+    """training.device='cuda' without CUDA: metrics.json says device_unavailable (the parser's exit 304)."""
+    from aiida_mlepi.core.ml import run_electron_training
+    from aiida_mlepi.core.ml.electron_batch import predict_hamiltonians
+    from aiida_mlepi.core.ml.electron_training import save_hamiltonians
+    from aiida_mlepi.core.ml.hedgenet_electron import HedgeNetElectron, HedgeNetElectronConfig
+
+    data = predict_hamiltonians(HedgeNetElectron(HedgeNetElectronConfig(**TINY_ELECTRON)), _samples(3))
+    save_hamiltonians(tmp_path / "hamiltonians.npz", data)
+    (tmp_path / "input.json").write_text(json.dumps({
+        "model": TINY_ELECTRON, "training": {"device": "cuda", "max_epochs": 1},
+        "split": {"train": [0], "validation": [1], "test": [2]}, "dataset": "hamiltonians.npz"}))
+    assert run_electron_training.run(tmp_path / "input.json") == run_electron_training.EXIT_INVALID_INPUT
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["status"] == "error" and metrics["reason"] == "device_unavailable"
+    assert "CUDA is not available" in metrics["message"]

@@ -38,8 +38,8 @@ def run(input_path: str | Path, workdir: str | Path | None = None) -> int:
     from ..dataset import DatasetError, split_indices
     from .electron_training import (ElectronTrainingDiverged, ElectronTrainingError, ElectronTrainingSettings,
                                     load_hamiltonians, save_result, train_electron_model)
-    from .hedgenet_electron import ElectronModelConfigError, ElectronModelFileError, HedgeNetElectronConfig
     from .device import DeviceUnavailableError
+    from .hedgenet_electron import ElectronModelConfigError, ElectronModelFileError, HedgeNetElectronConfig
 
     input_path = Path(input_path)
     workdir = Path(workdir) if workdir is not None else input_path.parent

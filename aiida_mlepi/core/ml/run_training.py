@@ -38,10 +38,10 @@ def _write_metrics(path: Path, metrics: dict) -> None:
 def run(input_path: str | Path, workdir: str | Path | None = None, progress: bool = True) -> int:
     """Train as ``input.json`` says; returns the exit status (see the module docstring)."""
     from ..dataset import ConfigurationSet, DatasetError, split_indices
+    from .device import DeviceUnavailableError
     from .hedgenet_phonon import ModelConfigError
     from .training import (CheckpointError, TrainingConfig, TrainingDivergedError, TrainingError,
                            model_config_from_dict, save_result, train)
-    from .device import DeviceUnavailableError
 
     input_path = Path(input_path)
     workdir = Path(workdir) if workdir is not None else input_path.parent
