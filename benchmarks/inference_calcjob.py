@@ -91,7 +91,8 @@ def main() -> None:
     load = os.getloadavg()
     lines = [f"HedgeNet-Electron H(R) inference, {len(base)} atoms ({args.supercell}×{args.supercell} AB bilayer), "
              f"{args.model} model ({HedgeNetElectron(config).num_parameters()} parameters), {n} samples, job on "
-             f"{report['device']} ({report['device_name']}, {report['dtype']}), 1 CPU thread; profile {profile.name} ({profile.storage_backend}); load average {load[0]:.1f} "
+             f"{report['device']} ({report['device_name']}, {report['dtype']}), 1 CPU thread; "
+             f"profile {profile.name} ({profile.storage_backend}); load average {load[0]:.1f} "
              f"on {os.cpu_count()} cores",
              f"{'path':<34}{'total s':>10}{'s/sample':>10}",
              f"{'calcfunction (per sample)':<34}{calcfunction_s:>10.2f}{calcfunction_s / n:>10.3f}",
