@@ -1,4 +1,5 @@
-"""The Python code the training CalcJobs run (``python -m aiida_mlepi.core.ml.run_training …``) on localhost.
+"""The Python code the training and inference CalcJobs run (``python -m aiida_mlepi.core.ml.run_training …``,
+``… run_inference …``) on localhost.
 
 :func:`ensure_local_python_code` finds or creates the computer ``localhost`` (``core.local`` transport,
 ``core.direct`` scheduler) and the code ``python-mlepi@localhost`` = this interpreter (``sys.executable``),
@@ -52,4 +53,4 @@ def ensure_local_python_code(label: str = CODE_LABEL, executable: str | None = N
     suffix = "" if not codes else f"-{len(codes)}"
     return orm.InstalledCode(label=f"{label}{suffix}", computer=computer, filepath_executable=executable,
                              default_calc_job_plugin="mlepi.train_phonon",
-                             description="Python with aiida-mlepi[ml] (training CalcJobs)").store()
+                             description="Python with aiida-mlepi[ml] (training and inference CalcJobs)").store()

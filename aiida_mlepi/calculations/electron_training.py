@@ -19,7 +19,7 @@ from .training import ModelTrainingCalculation
 class HedgeNetElectronTrainingCalculation(ModelTrainingCalculation):
     """Train HedgeNet-Electron on reference H(R) blocks (eV)."""
 
-    TRAINER_MODULE = "aiida_mlepi.core.ml.run_electron_training"
+    MODULE = "aiida_mlepi.core.ml.run_electron_training"
     MODEL_KIND = "hedgenet-electron"
     DATASET_FILE = "hamiltonians.npz"
 
@@ -30,22 +30,12 @@ class HedgeNetElectronTrainingCalculation(ModelTrainingCalculation):
                              help="Reference H(R) of the training structures (at least 3: train/validation/test).")
 
     @classmethod
-    def validate_training_parameters(cls, parameters: dict) -> str | None:
-        message = super().validate_training_parameters(parameters)
-        if message:
-            return message
+    def check_sections(cls, model: dict, training: dict) -> None:
         from aiida_mlepi.core.ml.electron_training import ElectronTrainingSettings
         from aiida_mlepi.core.ml.hedgenet_electron import HedgeNetElectronConfig
 
-        try:
-            HedgeNetElectronConfig.from_dict(dict(parameters.get("model", {})))
-            ElectronTrainingSettings.from_dict(dict(parameters.get("training", {})))
-        except (TypeError, ValueError) as exc:
-            return f"invalid training_parameters: {exc}"
-        split = parameters.get("split", {})
-        if not isinstance(split, dict) or set(split) - {"fractions", "seed", "train", "validation", "test"}:
-            return "split must be {'fractions': [f_train, f_val, f_test], 'seed': int} or explicit index lists"
-        return None
+        HedgeNetElectronConfig.from_dict(model)
+        ElectronTrainingSettings.from_dict(training)
 
     def write_dataset(self, folder) -> dict:
         from aiida_mlepi.core.ml.electron_training import save_hamiltonians

@@ -17,6 +17,17 @@ PHONON_MODEL_KIND = "hedgenet-phonon"
 DEFAULT_BATCH_SIZE = 8
 
 
+def model_forces_node(energy: float, forces) -> orm.ArrayData:
+    """ArrayData of one structure's model prediction: arrays ``forces`` (N, 3) eV/Å and ``energy`` (1,) eV."""
+    node = orm.ArrayData()
+    node.set_array("forces", np.asarray(forces, dtype=float))
+    node.set_array("energy", np.array([float(energy)]))
+    node.base.attributes.set("energy_ev", float(energy))
+    node.base.attributes.set("units", {"forces": "eV/Angstrom", "energy": "eV"})
+    node.base.attributes.set("force_provider", "hedgenet")
+    return node
+
+
 @calcfunction
 def compute_model_forces(model: TrainedModelData, batch_size: orm.Int,
                          **structures: LayeredStructureData) -> dict:
@@ -36,13 +47,4 @@ def compute_model_forces(model: TrainedModelData, batch_size: orm.Int,
     with torch.enable_grad():
         energies, forces = predict(network, [structures[label].get_ase() for label in labels],
                                    batch_size=batch_size.value)
-    outputs = {}
-    for label, energy, force in zip(labels, energies, forces):
-        node = orm.ArrayData()
-        node.set_array("forces", np.asarray(force, dtype=float))
-        node.set_array("energy", np.array([float(energy)]))
-        node.base.attributes.set("energy_ev", float(energy))
-        node.base.attributes.set("units", {"forces": "eV/Angstrom", "energy": "eV"})
-        node.base.attributes.set("force_provider", "hedgenet")
-        outputs[label] = node
-    return {"forces": outputs}
+    return {"forces": {label: model_forces_node(energy, force) for label, energy, force in zip(labels, energies, forces)}}

@@ -8,50 +8,24 @@ loads with the loader the trainer names, and attaches ``model`` (TrainedModelDat
 from __future__ import annotations
 
 import io
-import json
-import math
-import tempfile
-from pathlib import Path
 
 from aiida import orm
-from aiida.parsers import Parser
 
-from aiida_mlepi.calculations.training import CHECKPOINT_FILE, METRICS_FILE, MODEL_FILE
-from aiida_mlepi.data.model import ModelNodeError, TrainedModelData, _resolve_loader
+from aiida_mlepi.calculations.training import CHECKPOINT_FILE, MODEL_FILE
+from aiida_mlepi.data.model import TrainedModelData
 
-
-def finite_or_none(value):
-    """JSON value with NaN/inf replaced by None (the database stores no NaN)."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {str(k): finite_or_none(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [finite_or_none(v) for v in value]
-    return value
+from .script import ScriptParser, finite_or_none, load_model_bytes  # noqa: F401  (finite_or_none: re-exported)
 
 
-class TrainingParser(Parser):
+class TrainingParser(ScriptParser):
     """Generic parser of the HedgeNet training CalcJobs."""
 
-    def _read(self, name: str) -> bytes:
-        return self.retrieved.base.repository.get_object_content(name, mode="rb")
-
     def parse(self, **kwargs):
-        names = set(self.retrieved.base.repository.list_object_names())
-        if METRICS_FILE not in names:
-            return self.exit_codes.ERROR_MISSING_OUTPUT_FILES.format(files=METRICS_FILE)
-        try:
-            metrics = json.loads(self._read(METRICS_FILE).decode())
-            if not isinstance(metrics, dict):
-                raise ValueError("not a JSON object")
-        except (ValueError, UnicodeDecodeError) as exc:
-            return self.exit_codes.ERROR_CORRUPT_METRICS.format(message=str(exc))
-        metrics = finite_or_none(metrics)
-        status = metrics.get("status")
-        if status == "error":
-            return self.exit_codes.ERROR_INVALID_TRAINING_INPUT.format(message=metrics.get("message", "?"))
-        if status == "diverged":
+        names = self._names()
+        metrics, failed = self.read_status()
+        if failed is not None:
+            return failed
+        if metrics.get("status") == "diverged":
             self.out("metrics", orm.Dict(metrics))
             if CHECKPOINT_FILE in names:
                 self.out("checkpoint", self._singlefile(CHECKPOINT_FILE))
@@ -67,7 +41,7 @@ class TrainingParser(Parser):
             return self.exit_codes.ERROR_CORRUPT_MODEL.format(
                 message=f"the trainer wrote a {kind!r} model, this job trains {expected_kind!r}")
         try:
-            _load_bytes(content, metrics.get("loader", ""))
+            load_model_bytes(content, metrics.get("loader", ""), MODEL_FILE)
         except Exception as exc:  # any failure to read the file back means it is unusable
             return self.exit_codes.ERROR_CORRUPT_MODEL.format(message=str(exc))
 
@@ -81,15 +55,3 @@ class TrainingParser(Parser):
 
     def _singlefile(self, name: str) -> orm.SinglefileData:
         return orm.SinglefileData(file=io.BytesIO(self._read(name)), filename=name)
-
-
-def _load_bytes(content: bytes, loader: str):
-    """Load the model with its loader from a temporary file (raises on a corrupt/mismatched file)."""
-    try:
-        function = _resolve_loader(loader)
-    except ModelNodeError as exc:
-        raise ValueError(str(exc)) from None
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / MODEL_FILE
-        path.write_bytes(content)
-        return function(path)

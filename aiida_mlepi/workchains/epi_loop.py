@@ -1,5 +1,9 @@
 """`EpiLoopWorkChain`: the finite-difference EPI loop — phonons → thermal sampling (MC or ZG) → H(R) →
-unfolded spectral functions → band renormalisation (T) (or the legacy chord ⟨vF⟩(T))."""
+unfolded spectral functions → band renormalisation (T) (or the legacy chord ⟨vF⟩(T)).
+
+``inference`` (see :mod:`.inference`) is passed to the HedgeNet stages: with ``mode='calcjob'`` the model
+forces of the phonon stage and the H(R) of each temperature's samples run as batched CalcJobs on the
+computer of ``inference.code`` (e.g. a GPU node); the one undisplaced supercell's H(R) stays in process."""
 
 from __future__ import annotations
 
@@ -17,9 +21,11 @@ from aiida_mlepi.core.engine.relax import supercell_kpoints_mesh
 from aiida_mlepi.data.layered_structure import LayeredStructureData
 from aiida_mlepi.data.model import TrainedModelData
 from aiida_mlepi.calculations.electron import electron_model_problem
+from aiida_mlepi.calculations.inference import HedgeNetHamiltonianCalculation
 
 from .common import (FORCE_PROVIDERS, HAMILTONIAN_PROVIDERS, child_failure, define_structure_exit_codes,
                      temperatures_problem, unsupported_elements)
+from .inference import define_inference_inputs, inference_inputs, inference_problem
 from .observable import ESTIMATORS, ObservableWorkChain, estimator_of, hamiltonian_of
 from .phonons import PhononWorkChain, model_input_problem
 from .resume import resumable_call
@@ -76,6 +82,7 @@ class EpiLoopWorkChain(WorkChain):
                         "with the equivalent mesh (supercell × this mesh).")
         spec.input("observable_settings", valid_type=orm.Dict, default=lambda: orm.Dict({}),
                    help=f"Overrides of {DEFAULT_OBSERVABLE_SETTINGS}.")
+        define_inference_inputs(spec)
         spec.outline(
             cls.validate_inputs,
             cls.run_phonons,
@@ -146,6 +153,9 @@ class EpiLoopWorkChain(WorkChain):
             problem = electron_model_problem(self.inputs.get("hamiltonian_model"))
             if problem:
                 return self.exit_codes.ERROR_INVALID_INPUT.format(reason=problem)
+        problem = inference_problem(self, HedgeNetHamiltonianCalculation)
+        if problem:
+            return self.exit_codes.ERROR_INVALID_INPUT.format(reason=problem)
         sampler = self.inputs.sampler.value
         if sampler not in SAMPLERS:
             return self.exit_codes.ERROR_INVALID_INPUT.format(reason=f"sampler {sampler!r} is not one of {SAMPLERS}")
@@ -172,6 +182,8 @@ class EpiLoopWorkChain(WorkChain):
                       force_provider=self.inputs.force_provider)
         if "phonon_model" in self.inputs:
             inputs["model"] = self.inputs.phonon_model
+        if self.inputs.force_provider.value == "hedgenet" and inference_inputs(self):
+            inputs["inference"] = inference_inputs(self)
         running = self.submit(PhononWorkChain, **inputs)
         self.report(f"launched PhononWorkChain<{running.pk}>")
         return ToContext(phonons=running)
@@ -234,6 +246,8 @@ class EpiLoopWorkChain(WorkChain):
             sampling = self.ctx[f"sampling_{temperature_key(temperature)}"]
             samples = {label: sampling.outputs.samples[label] for label in sampling.outputs.samples}
             extra = {"hamiltonian_model": self.inputs.hamiltonian_model} if "hamiltonian_model" in self.inputs else {}
+            if self.inputs.hamiltonian_provider.value == "hedgenet" and inference_inputs(self):
+                extra["inference"] = inference_inputs(self)
             running = self.submit(ObservableWorkChain, structures=samples, temperature_k=orm.Float(temperature),
                                   settings=settings, engine_parameters=self.inputs.engine_parameters,
                                   antithetic=self.inputs.antithetic,

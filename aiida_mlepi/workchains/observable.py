@@ -11,15 +11,21 @@ between steps, so a daemon stopped mid-stage redoes at most the configuration it
 :func:`~aiida_mlepi.workchains.resume.resumable_call` reuses that configuration's calls that had already
 finished and retires (marks killed) the one left unterminated — no duplicate H(R), no orphan node.
 Provenance lookup rather than AiiDA caching: see :mod:`aiida_mlepi.workchains.resume`.
+
+With ``inference.mode = 'calcjob'`` (and the HedgeNet provider) the H(R) of all configurations come from one
+batched CalcJob (``mlepi.predict_hamiltonians``, e.g. on a GPU node; see :mod:`.inference`) submitted
+before the per-configuration loop; the loop then uses its outputs ``hamiltonians.<label>`` in place of
+the per-sample calcfunctions. Exit code 404 when that job fails.
 """
 
 from __future__ import annotations
 
 from aiida import orm
-from aiida.engine import WorkChain, while_
+from aiida.engine import ToContext, WorkChain, if_, while_
 
 from aiida_mlepi.calculations.electron import electron_model_problem, predict_hedgenet_hamiltonian
 from aiida_mlepi.calculations.engine import compute_engine_hamiltonian
+from aiida_mlepi.calculations.inference import HedgeNetHamiltonianCalculation
 from aiida_mlepi.calculations.observables import average_fermi_velocity, compute_fermi_velocity
 from aiida_mlepi.calculations.spectral import average_unfolded_spectra, compute_unfolded_spectrum
 from aiida_mlepi.core.spectral_estimators import EstimatorInputError, SpectralSettings
@@ -27,8 +33,9 @@ from aiida_mlepi.data.hamiltonian import HamiltonianData
 from aiida_mlepi.data.layered_structure import LayeredStructureData
 from aiida_mlepi.data.model import TrainedModelData
 
-from .common import HAMILTONIAN_PROVIDERS, progress_message
-from .resume import resumable_call
+from .common import HAMILTONIAN_PROVIDERS, child_failure, progress_message
+from .inference import define_inference_inputs, inference_job_inputs, inference_mode, inference_problem
+from .resume import resumable_call, resumable_submit
 
 
 #: the observable estimators (``settings['estimator']``)
@@ -74,7 +81,9 @@ class ObservableWorkChain(WorkChain):
         spec.input("engine_parameters", valid_type=orm.Dict, default=lambda: orm.Dict({}))
         spec.input("antithetic", valid_type=orm.Bool, default=lambda: orm.Bool(False),
                    help="The configurations are ± pairs (0, 1), (2, 3), … (ZG: the configuration and its antipode).")
+        define_inference_inputs(spec)
         spec.outline(cls.validate_inputs, cls.setup,
+                     if_(cls.predicts_in_job)(cls.submit_predictions, cls.inspect_predictions),
                      while_(cls.has_next_sample)(cls.compute_next_sample),
                      cls.average)
         spec.output_namespace("per_sample", valid_type=(orm.Dict, orm.ArrayData), dynamic=True,
@@ -85,6 +94,7 @@ class ObservableWorkChain(WorkChain):
         spec.output("spectral_function", valid_type=orm.ArrayData, required=False,
                     help="Configuration-averaged A(k, E) and its peaks (spectral estimator).")
         spec.exit_code(302, "ERROR_INVALID_INPUT", message="Invalid input: {reason}")
+        spec.exit_code(404, "ERROR_INFERENCE_FAILED", message="The H(R) inference job failed: {message}")
 
     def validate_inputs(self):
         if not self.inputs.structures:
@@ -97,6 +107,9 @@ class ObservableWorkChain(WorkChain):
             problem = electron_model_problem(self.inputs.get("hamiltonian_model"))
             if problem:
                 return self.exit_codes.ERROR_INVALID_INPUT.format(reason=problem)
+        problem = inference_problem(self, HedgeNetHamiltonianCalculation)
+        if problem:
+            return self.exit_codes.ERROR_INVALID_INPUT.format(reason=problem)
         if "primitive_cell" not in self.inputs.settings.get_dict():
             return self.exit_codes.ERROR_INVALID_INPUT.format(reason="settings need 'primitive_cell' (3×3, Å)")
         estimator = estimator_of(self.inputs.settings)
@@ -119,6 +132,25 @@ class ObservableWorkChain(WorkChain):
     def setup(self):
         self.ctx.pending = sorted(self.inputs.structures)
         self.ctx.per_sample = {}
+        self.ctx.predicted = {}
+
+    def predicts_in_job(self) -> bool:
+        return self.inputs.hamiltonian_provider.value == "hedgenet" and inference_mode(self) == "calcjob"
+
+    def submit_predictions(self):
+        """H(R) of every configuration in one batched CalcJob (awaited; an interrupted attempt's job is reused)."""
+        inputs = inference_job_inputs(self, self.inputs.hamiltonian_model, dict(self.inputs.structures))
+        job = resumable_submit(self, HedgeNetHamiltonianCalculation, "predict_hamiltonians", **inputs)
+        self.report(f"H(R) of {len(self.inputs.structures)} configurations: "
+                    f"{job.process_label}<{job.pk}> on {job.computer.label if job.computer else '?'}")
+        return ToContext(prediction_job=job)
+
+    def inspect_predictions(self):
+        job = self.ctx.prediction_job
+        if not job.is_finished_ok:
+            return self.exit_codes.ERROR_INFERENCE_FAILED.format(message=child_failure(job))
+        self.ctx.predicted = {label: job.outputs.hamiltonians[label] for label in self.inputs.structures}
+        return None
 
     def has_next_sample(self) -> bool:
         return bool(self.ctx.pending)
@@ -137,8 +169,11 @@ class ObservableWorkChain(WorkChain):
 
         Every call is labelled with ``label`` (``resumable_call``), so a rerun after an interruption reuses it.
         """
-        hamiltonian = hamiltonian_of(self, f"hamiltonian_{label}", structure, self.inputs.hamiltonian_provider.value,
-                                     self.inputs.get("hamiltonian_model"), self.inputs.engine_parameters)
+        hamiltonian = self.ctx.predicted.get(label)
+        if hamiltonian is None:
+            hamiltonian = hamiltonian_of(self, f"hamiltonian_{label}", structure,
+                                         self.inputs.hamiltonian_provider.value,
+                                         self.inputs.get("hamiltonian_model"), self.inputs.engine_parameters)
         if estimator_of(self.inputs.settings) == "chord":
             result, _ = resumable_call(self, compute_fermi_velocity, f"fermi_velocity_{label}",
                                        hamiltonian, self.inputs.settings)

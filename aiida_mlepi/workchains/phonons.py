@@ -3,22 +3,27 @@
 The reference forces run one displaced supercell per outline step, each call through
 :func:`~aiida_mlepi.workchains.resume.resumable_call`: a daemon stopped mid-stage neither recomputes the
 finished supercells nor leaves a process node active (see :mod:`aiida_mlepi.workchains.resume`).
+The model forces run in one batched calcfunction, or — ``inference.mode = 'calcjob'`` (see
+:mod:`.inference`) — in one ``mlepi.predict_forces`` CalcJob on the computer of ``inference.code`` (exit
+code 404 when it fails).
 """
 
 from __future__ import annotations
 
 from aiida import orm
-from aiida.engine import WorkChain, if_, while_
+from aiida.engine import ToContext, WorkChain, if_, while_
 
 from aiida_mlepi.calculations.engine import compute_engine_forces
+from aiida_mlepi.calculations.inference import HedgeNetForcesCalculation
 from aiida_mlepi.calculations.model_forces import DEFAULT_BATCH_SIZE, PHONON_MODEL_KIND, compute_model_forces
 from aiida_mlepi.calculations.phonons import collect_supercell_modes, generate_displacements
 from aiida_mlepi.data.layered_structure import LayeredStructureData
 from aiida_mlepi.data.model import TrainedModelData
 from aiida_mlepi.data.phonon_modes import PhononModesData
 
-from .common import FORCE_PROVIDERS, progress_message, structure_elements, unsupported_elements
-from .resume import resumable_call
+from .common import FORCE_PROVIDERS, child_failure, progress_message, structure_elements, unsupported_elements
+from .inference import define_inference_inputs, inference_job_inputs, inference_mode, inference_problem
+from .resume import resumable_call, resumable_submit
 
 
 def model_input_problem(model: TrainedModelData | None, structure: LayeredStructureData) -> str | None:
@@ -61,11 +66,13 @@ class PhononWorkChain(WorkChain):
                    help="Parameters of the reference engine (defaults if empty).")
         spec.input("kpoints_mesh", valid_type=orm.List, default=lambda: orm.List([1, 1, 1]),
                    help="Γ-centred k mesh used for the forces of the supercell.")
+        define_inference_inputs(spec)
         spec.outline(
             cls.validate_inputs,
             cls.displace,
             if_(cls.uses_model)(
                 cls.compute_forces_with_model,
+                cls.inspect_model_forces,
             ).else_(
                 while_(cls.has_next_supercell)(cls.compute_next_forces),
             ),
@@ -76,6 +83,7 @@ class PhononWorkChain(WorkChain):
         spec.exit_code(301, "ERROR_UNSUPPORTED_ELEMENT",
                        message="The force provider has no parameters for the element(s) {elements}.")
         spec.exit_code(302, "ERROR_INVALID_INPUT", message="Invalid input: {reason}")
+        spec.exit_code(404, "ERROR_INFERENCE_FAILED", message="The model-forces inference job failed: {message}")
         spec.exit_code(410, "ERROR_IMAGINARY_MODES",
                        message="{count} imaginary mode(s), lowest {lowest:.1f} cm⁻¹: the structure is not relaxed.")
 
@@ -86,6 +94,9 @@ class PhononWorkChain(WorkChain):
                 reason=f"force_provider {provider!r} is not one of {FORCE_PROVIDERS}")
         if provider == "hedgenet":
             reason = model_input_problem(self.inputs.get("model"), self.inputs.structure)
+            if reason:
+                return self.exit_codes.ERROR_INVALID_INPUT.format(reason=reason)
+            reason = inference_problem(self, HedgeNetForcesCalculation)
             if reason:
                 return self.exit_codes.ERROR_INVALID_INPUT.format(reason=reason)
         else:
@@ -113,12 +124,27 @@ class PhononWorkChain(WorkChain):
         return self.inputs.force_provider.value == "hedgenet"
 
     def compute_forces_with_model(self):
-        """All displaced supercells in one batched calcfunction, linked to the model."""
+        """All displaced supercells in one batched calcfunction (or CalcJob), linked to the model."""
+        if inference_mode(self) == "calcjob":
+            inputs = inference_job_inputs(self, self.inputs.model, dict(self.ctx.supercells))
+            inputs.setdefault("parameters", orm.Dict({"batch_size": self.inputs.model_batch_size.value}))
+            job = resumable_submit(self, HedgeNetForcesCalculation, "model_forces", **inputs)
+            self.report(f"model forces of {len(self.ctx.supercells)} supercells: {job.process_label}<{job.pk}>")
+            return ToContext(forces_job=job)
         out, _ = resumable_call(self, compute_model_forces, "model_forces", self.inputs.model,
                                 self.inputs.model_batch_size, **self.ctx.supercells)
         self.ctx.forces = dict(out["forces"])
+        return None
+
+    def inspect_model_forces(self):
+        if "forces_job" in self.ctx:
+            job = self.ctx.forces_job
+            if not job.is_finished_ok:
+                return self.exit_codes.ERROR_INFERENCE_FAILED.format(message=child_failure(job))
+            self.ctx.forces = {label: job.outputs.forces[label] for label in self.ctx.supercells}
         total = len(self.ctx.supercells)
         self.report(progress_message("phonon-forces", total, total, "(hedgenet)"))
+        return None
 
     def has_next_supercell(self) -> bool:
         return bool(self.ctx.pending)

@@ -35,10 +35,12 @@ from aiida.engine.processes.ports import PORT_NAMESPACE_SEPARATOR
 SINGLE_OUTPUT = "result"
 
 
-def labelled_calls(parent: orm.ProcessNode, call_link_label: str) -> list[orm.CalcFunctionNode]:
-    """The calcfunctions ``parent`` called with exactly ``call_link_label`` (oldest first)."""
+def labelled_calls(parent: orm.ProcessNode, call_link_label: str,
+                   node_class: type = orm.CalcFunctionNode) -> list[orm.ProcessNode]:
+    """The calculations (calcfunctions, or ``node_class``) ``parent`` called with exactly ``call_link_label``
+    (oldest first)."""
     # exact match in Python: the SQL LIKE of `link_label_filter` treats '_' as a wildcard
-    triples = parent.base.links.get_outgoing(node_class=orm.CalcFunctionNode, link_type=LinkType.CALL_CALC).all()
+    triples = parent.base.links.get_outgoing(node_class=node_class, link_type=LinkType.CALL_CALC).all()
     return sorted((t.node for t in triples if t.link_label == call_link_label), key=lambda node: node.pk)
 
 
@@ -100,3 +102,18 @@ def resumable_call(process: Process, function: Callable, call_link_label: str,
         return calcfunction_outputs(finished), finished
     metadata = {**kwargs.pop("metadata", {}), "call_link_label": call_link_label}
     return function.run_get_node(*args, metadata=metadata, **kwargs)
+
+
+def resumable_submit(process: Process, process_class, call_link_label: str, **inputs: Any) -> orm.ProcessNode:
+    """Submit the CalcJob ``process_class`` from a step of ``process``, once per ``call_link_label``.
+
+    A CalcJob, unlike a calcfunction, runs on without the worker that submitted it; so a job of an
+    interrupted attempt of the step that is still active, or that finished ok, is *returned* (to be awaited
+    with ``ToContext``), not submitted again. Only a failed earlier job is followed by a new one.
+    """
+    for node in reversed(labelled_calls(process.node, call_link_label, orm.CalcJobNode)):
+        if not node.is_terminated or node.is_finished_ok:
+            process.report(f"{call_link_label}: reusing {node.process_label}<{node.pk}> of an interrupted attempt")
+            return node
+    metadata = {**inputs.pop("metadata", {}), "call_link_label": call_link_label}
+    return process.submit(process_class, **inputs, metadata=metadata)

@@ -186,7 +186,9 @@ def test_user_mistakes_are_clear():
         TrainingConfig(ema_decay=1.0)
     data = harmonic_set(3)
     if not torch.cuda.is_available():
-        with pytest.raises(TrainingError, match="no CUDA GPU"):
+        from aiida_mlepi.core.ml.device import DeviceUnavailableError
+
+        with pytest.raises(DeviceUnavailableError, match="CUDA is not available"):
             train(tiny_model(), data, split_indices(3), TrainingConfig(epochs=1, device="cuda"), progress=False)
     with pytest.raises(TrainingError, match="atomic numbers \\[6\\]"):
         train(tiny_model(atomic_numbers=(1,)), data, split_indices(3), TrainingConfig(epochs=1), progress=False)

@@ -34,19 +34,29 @@ class HedgeNetCalculator(Calculator):
             self.results["stress"] = np.array([s[0, 0], s[1, 1], s[2, 2], s[1, 2], s[0, 2], s[0, 1]])
 
 
-def predict(model: HedgeNetPhonon, structures: list[Atoms], batch_size: int = 8
-            ) -> tuple[np.ndarray, list[np.ndarray]]:
-    """Energies (S,) eV and forces (one (N_s, 3) array per structure, eV/Å), in batches."""
+def predict(model: HedgeNetPhonon, structures: list[Atoms], batch_size: int = 8,
+            device: str | torch.device | None = None) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Energies (S,) eV and forces (one (N_s, 3) array per structure, eV/Å), in batches.
+
+    ``device``: where to run ('cpu', 'cuda'; :class:`~.device.DeviceUnavailableError` if absent); None: where
+    the model is. The model is moved there (graphs are built on the host and moved per batch).
+    """
+    from .device import resolve_device
+    from .training import _graph_to
+
     if batch_size < 1:
         raise ValueError("batch_size must be a positive integer")
     cfg = model.config
-    model.eval()
+    target = next(model.parameters()).device if device is None else resolve_device(device)
+    model.to(target).eval()
     energies: list[float] = []
     forces: list[np.ndarray] = []
     for start in range(0, len(structures), batch_size):
         chunk = structures[start:start + batch_size]
         graph = collate([build_graph(a, cfg.atomic_numbers, cfg.cutoffs, cfg.torch_dtype)
                          for a in chunk])
+        if target.type != "cpu":
+            graph = _graph_to(graph, target, cfg.torch_dtype)
         out = model(graph, compute_forces=True)
         energies.extend(out["energy"].detach().cpu().numpy().astype(float).tolist())
         f = out["forces"].detach().cpu().numpy().astype(float)

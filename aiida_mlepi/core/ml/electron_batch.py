@@ -22,6 +22,7 @@ dtype differs; the caller's model is not modified.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 from dataclasses import dataclass
 
@@ -32,7 +33,9 @@ from ase import Atoms
 from ..hamiltonian import HamiltonianR
 from ..layers import get_layer_ids
 from ..neighbours import INTRA, LabelledEdges, labelled_edges
-from .electron_graph import EdgeGroup, ElectronGraph, block_edges_of, build_electron_graph, empty_hamiltonian
+from .device import resolve_device
+from .electron_graph import (EdgeGroup, ElectronGraph, block_edges_of, build_electron_graph, empty_hamiltonian,
+                             graph_to)
 from .hedgenet_electron import (_DTYPES, HedgeNetElectron, check_basis, predicted_hamiltonian,
                                 prediction_template)
 
@@ -216,7 +219,7 @@ def inference_model(model: HedgeNetElectron, dtype: str) -> HedgeNetElectron:
 
 def predict_hamiltonians(model: HedgeNetElectron, structures: list[Atoms], batch_size: int = 1,
                          dtype: str = "float32", skin: float = DEFAULT_SKIN,
-                         reuse_topology: bool = True) -> list[HamiltonianR]:
+                         reuse_topology: bool = True, device: str | torch.device = "cpu") -> list[HamiltonianR]:
     """Predicted H(R) (eV, orthogonal basis) of each structure, ``batch_size`` structures per forward pass.
 
     Edges and values agree with :func:`~.hedgenet_electron.predict_hamiltonian` of each structure (the
@@ -224,6 +227,8 @@ def predict_hamiltonians(model: HedgeNetElectron, structures: list[Atoms], batch
     (stored ``layer_ids`` array or z-gaps). ``dtype``: the precision of the forward pass.
     ``metadata['graph']`` of each result says how its graph was made (see :meth:`SharedTopology.graph_for`).
     ``skin`` (Å): see :class:`SharedTopology`; ``reuse_topology=False`` rebuilds every graph.
+    ``device``: where the forward passes run ('cpu', 'cuda'; graphs are built on the host and moved;
+    :class:`~.device.DeviceUnavailableError` if absent); the caller's model stays where it is.
     """
     if batch_size < 1:
         raise BatchInputError(f"batch_size must be a positive integer, got {batch_size}")
@@ -233,7 +238,10 @@ def predict_hamiltonians(model: HedgeNetElectron, structures: list[Atoms], batch
         raise BatchInputError("cannot predict H(R) of an empty structure")
     if not structures:
         return []
+    device = resolve_device(device)
     net = inference_model(model, dtype)
+    if next(net.parameters()).device != device:
+        net = (copy.deepcopy(net) if net is model else net).to(device)
     net.eval()
     topology = SharedTopology.of(net, structures[0], skin) if reuse_topology else None
     made = [topology.graph_for(net, a) if topology is not None else (structure_graph(net, a), "rebuilt")
@@ -246,6 +254,7 @@ def predict_hamiltonians(model: HedgeNetElectron, structures: list[Atoms], batch
         while chunk:
             same = [n for n in chunk if torch.equal(graphs[n].cell, graphs[chunk[0]].cell)]
             batch, counts = batch_graphs([graphs[n] for n in same])
+            batch = graph_to(batch, device)
             with torch.no_grad():
                 out = net(batch).detach().cpu().numpy().astype(float)
             for n, part in zip(same, np.split(out, np.cumsum(counts)[:-1])):

@@ -21,6 +21,8 @@ canonical edge blocks grouped by (relation, Z_i, Z_j) (``edge_groups``), each gr
 
 from __future__ import annotations
 
+import dataclasses
+
 from dataclasses import dataclass
 
 import numpy as np
@@ -63,6 +65,21 @@ class ElectronGraph:
     @property
     def num_atoms(self) -> int:
         return int(self.positions.shape[0])
+
+
+def graph_to(g: ElectronGraph, device) -> ElectronGraph:
+    """``g`` with its tensors on ``device`` (the template stays in host memory); ``g`` itself if already there."""
+    device = torch.device(device)
+    if g.positions.device == device:
+        return g
+    return dataclasses.replace(
+        g, positions=g.positions.to(device), cell=g.cell.to(device), species=g.species.to(device),
+        mp_edges={r: tuple(t.to(device) for t in v) for r, v in g.mp_edges.items()},
+        node_groups=[(z, idx.to(device)) for z, idx in g.node_groups],
+        edge_groups=[dataclasses.replace(grp, i=grp.i.to(device), j=grp.j.to(device), shifts=grp.shifts.to(device))
+                     for grp in g.edge_groups],
+        gather_a=g.gather_a.to(device), gather_b=g.gather_b.to(device),
+        target=None if g.target is None else g.target.to(device))
 
 
 def atoms_from_hamiltonian(h: HamiltonianR) -> Atoms:

@@ -25,7 +25,8 @@ import numpy as np
 import torch
 
 from ..hamiltonian import HamiltonianR
-from .electron_graph import ElectronGraph
+from .device import resolve_device
+from .electron_graph import ElectronGraph, graph_to
 from .hedgenet_electron import (MODEL_FILE_VERSION, HedgeNetElectron, HedgeNetElectronConfig,
                                 ElectronModelFileError, check_model_version, save_model)
 
@@ -59,6 +60,7 @@ class ElectronTrainingSettings:
     min_learning_rate: float = 1e-5
     seed: int = 0
     max_time_s: float | None = None  #: stop (as if converged) after this wall time
+    device: str = "cpu"  #: 'cpu' or 'cuda' (the model's dtype is kept: float32 unless the config says float64)
 
     def __post_init__(self) -> None:
         if self.max_epochs < 1 or self.batch_size < 1 or self.patience < 1 or self.lr_patience < 1:
@@ -193,10 +195,12 @@ def load_hamiltonians(path: str | Path) -> list[HamiltonianR]:
 # ---------------------------------------------------------------------------- evaluation
 def _errors(model: HedgeNetElectron, graphs: Sequence[ElectronGraph]) -> BlockErrors:
     diffs, onsite_mask = [], []
+    device = next(model.parameters()).device
     model.eval()
     with torch.no_grad():
         for g in graphs:
-            diffs.append((model(g) - g.target.to(model.config.torch_dtype)).abs().double().numpy())
+            g = graph_to(g, device)
+            diffs.append((model(g) - g.target.to(model.config.torch_dtype)).abs().double().cpu().numpy())
             onsite_mask.append(_onsite_values(g))
     d, on = np.concatenate(diffs), np.concatenate(onsite_mask)
     mev = 1000.0
@@ -241,10 +245,11 @@ def train_electron_model(config: HedgeNetElectronConfig, train: Sequence[Hamilto
     """Fit ``config``'s model to the blocks (eV) of ``train``; select/stop on ``validation``; report ``test``."""
     if not train or not validation:
         raise ElectronTrainingError("need at least one training and one validation structure")
+    device = resolve_device(settings.device)  # DeviceUnavailableError (with the reason) for a missing GPU
     torch.manual_seed(settings.seed)
-    model = HedgeNetElectron(config)
-    train_graphs = [model.graph(h) for h in train]
-    val_graphs = [model.graph(h) for h in validation]
+    model = HedgeNetElectron(config).to(device)
+    train_graphs = [graph_to(model.graph(h), device) for h in train]
+    val_graphs = [graph_to(model.graph(h), device) for h in validation]
     optimizer = torch.optim.Adam(model.parameters(), lr=settings.learning_rate)
     model.set_onsite_reference(train)
     ema = WeightAverage(model, settings.ema_decay)

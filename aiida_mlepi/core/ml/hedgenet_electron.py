@@ -281,7 +281,7 @@ class HedgeNetElectron(torch.nn.Module):
             for r in c.relations:
                 snd, rcv, sh, basis = geometry[r]
                 msg = convs[r](x[snd], sh, basis)
-                agg = torch.zeros((x.shape[0], msg.shape[1]), dtype=msg.dtype).index_add_(0, rcv, msg)
+                agg = torch.zeros((x.shape[0], msg.shape[1]), dtype=msg.dtype, device=msg.device).index_add_(0, rcv, msg)
                 total = total + lins[r](agg / c.avg_neighbors[r])
             new = gate(total)
             x = x + new if new.shape == x.shape else new
@@ -300,7 +300,7 @@ class HedgeNetElectron(torch.nn.Module):
         for grp in g.edge_groups:
             vec = pos[grp.j] + grp.shifts.to(dtype) @ cell - pos[grp.i]
             pieces.append(self._pair_blocks(x, grp, vec).reshape(-1))
-        canon = torch.cat(pieces) if pieces else torch.zeros(0, dtype=dtype)
+        canon = torch.cat(pieces) if pieces else torch.zeros(0, dtype=dtype, device=x.device)
         return 0.5 * (canon[g.gather_a] + canon[g.gather_b])
 
     def _pair_blocks(self, x: torch.Tensor, grp: EdgeGroup, vec: torch.Tensor) -> torch.Tensor:
@@ -344,7 +344,7 @@ class HedgeNetElectron(torch.nn.Module):
             coeffs = np.linalg.lstsq(block_map(shells, shells).T, np.mean(blocks, axis=0), rcond=None)[0]
             scalar = np.concatenate([np.full(mul * ir.dim, ir.l == 0, dtype=bool) for mul, ir in irreps])
             shift = getattr(self, f"onsite_shift_{z}")
-            shift.copy_(torch.as_tensor(np.where(scalar, coeffs, 0.0), dtype=shift.dtype))
+            shift.copy_(torch.as_tensor(np.where(scalar, coeffs, 0.0), dtype=shift.dtype, device=shift.device))
 
     # ------------------------------------------------------------------ convenience
     def graph(self, h: HamiltonianR, with_target: bool = True,

@@ -182,7 +182,7 @@ class HedgeNetPhonon(torch.nn.Module):
         positions = base
         strain = None
         if compute_stress:  # homogeneous strain ε: r -> r (1 + ε), stress = (1/V) dE/dε
-            strain = torch.zeros((graph.num_graphs, 3, 3), dtype=dtype, requires_grad=True)
+            strain = torch.zeros((graph.num_graphs, 3, 3), dtype=dtype, device=base.device, requires_grad=True)
             sym = 0.5 * (strain + strain.transpose(1, 2))
             positions = base + torch.einsum("ni,nij->nj", base, sym[graph.batch])
             cell = cell + torch.einsum("gki,gij->gkj", cell, sym)
@@ -222,7 +222,7 @@ class HedgeNetPhonon(torch.nn.Module):
                                         allow_unused=True)
             if compute_forces:
                 g = grads[0]
-                out["forces"] = -g if g is not None else torch.zeros((n_atoms, 3), dtype=dtype)
+                out["forces"] = -g if g is not None else torch.zeros((n_atoms, 3), dtype=dtype, device=base.device)
             if strain is not None:
                 g = grads[-1]
                 volume = torch.abs(torch.linalg.det(graph.cell.to(dtype)))

@@ -9,7 +9,8 @@ computer with aiida-mlepi's ``ml`` extra (no AiiDA profile needed). ``input.json
      "resume_from": "checkpoint_in.pt" or null}
 
 Writes ``model.pt``, ``checkpoint.pt`` (every epoch) and ``metrics.json`` (the contract of
-:mod:`aiida_mlepi.calculations.training`). Exit status 0 finished, 2 invalid input, 3 diverged;
+:mod:`aiida_mlepi.calculations.training`). Exit status 0 finished, 2 invalid input
+(``"reason": "device_unavailable"`` for an absent device), 3 diverged;
 ``metrics.json`` is written in every case.
 """
 
@@ -37,6 +38,7 @@ def run(input_path: str | Path, workdir: str | Path | None = None) -> int:
     from ..dataset import DatasetError, split_indices
     from .electron_training import (ElectronTrainingDiverged, ElectronTrainingError, ElectronTrainingSettings,
                                     load_hamiltonians, save_result, train_electron_model)
+    from .device import DeviceUnavailableError
     from .hedgenet_electron import ElectronModelConfigError, ElectronModelFileError, HedgeNetElectronConfig
 
     input_path = Path(input_path)
@@ -63,6 +65,10 @@ def run(input_path: str | Path, workdir: str | Path | None = None) -> int:
         _write(metrics_path, {"status": "diverged", "message": str(exc), "epoch": exc.epoch, "history": exc.history})
         print(f"ERROR: {exc}", file=sys.stderr)
         return EXIT_DIVERGED
+    except DeviceUnavailableError as exc:
+        _write(metrics_path, {"status": "error", "reason": "device_unavailable", "message": str(exc)})
+        print(f"ERROR: {exc}", file=sys.stderr)
+        return EXIT_INVALID_INPUT
     except (OSError, ValueError, KeyError, TypeError, IndexError, DatasetError, ElectronTrainingError,
             ElectronModelConfigError, ElectronModelFileError) as exc:
         _write(metrics_path, {"status": "error", "message": f"{type(exc).__name__}: {exc}"})

@@ -12,7 +12,8 @@ This is what :class:`aiida_mlepi.calculations.training.HedgeNetPhononTrainingCal
 
 It writes ``model.pt`` (best EMA weights, :func:`~aiida_mlepi.core.ml.hedgenet_phonon.save_model`),
 ``checkpoint.pt`` (after every epoch) and ``metrics.json`` (:meth:`TrainingResult.metrics`, with
-``"status": "finished"``). Exit status 0 when finished, 2 for invalid input (``"status": "error"``),
+``"status": "finished"``). Exit status 0 when finished, 2 for invalid input (or a requested device that is absent,
+``"reason": "device_unavailable"``) (``"status": "error"``),
 3 when the loss diverged (``"status": "diverged"``, the history up to then); ``metrics.json`` is
 written in every case.
 """
@@ -37,6 +38,7 @@ def _write_metrics(path: Path, metrics: dict) -> None:
 def run(input_path: str | Path, workdir: str | Path | None = None, progress: bool = True) -> int:
     """Train as ``input.json`` says; returns the exit status (see the module docstring)."""
     from ..dataset import ConfigurationSet, DatasetError, split_indices
+    from .device import DeviceUnavailableError
     from .hedgenet_phonon import ModelConfigError
     from .training import (CheckpointError, TrainingConfig, TrainingDivergedError, TrainingError,
                            model_config_from_dict, save_result, train)
@@ -63,6 +65,10 @@ def run(input_path: str | Path, workdir: str | Path | None = None, progress: boo
                                       "history": exc.history})
         print(f"ERROR: {exc}", file=sys.stderr)
         return EXIT_DIVERGED
+    except DeviceUnavailableError as exc:
+        _write_metrics(metrics_path, {"status": "error", "reason": "device_unavailable", "message": str(exc)})
+        print(f"ERROR: {exc}", file=sys.stderr)
+        return EXIT_INVALID_INPUT
     except (OSError, ValueError, KeyError, TypeError, json.JSONDecodeError, TrainingError, CheckpointError,
             DatasetError, ModelConfigError) as exc:
         _write_metrics(metrics_path, {"status": "error", "message": f"{type(exc).__name__}: {exc}"})

@@ -40,6 +40,7 @@ import numpy as np
 import torch
 
 from ..dataset import ConfigurationSet
+from .device import resolve_device
 from .graph import AtomicGraph, build_graph, collate
 from .hedgenet_phonon import HedgeNetPhonon, HedgeNetPhononConfig, save_model
 
@@ -400,12 +401,7 @@ def train(model_config: HedgeNetPhononConfig, configurations: ConfigurationSet, 
             e0 = fit_atomic_energies(configurations.subset(split["train"]), model_config.atomic_numbers)
             model_config = replace(model_config, atomic_energies=tuple(float(e) for e in e0))
 
-    try:
-        device = torch.device(tc.device)
-    except RuntimeError as exc:
-        raise TrainingError(f"invalid device {tc.device!r}: {exc}") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise TrainingError(f"device {tc.device!r} requested but no CUDA GPU is available on this computer")
+    device = resolve_device(tc.device)  # DeviceUnavailableError (with the reason) for a missing GPU
     torch.manual_seed(tc.seed)
     model = HedgeNetPhonon(model_config).to(device)
     cache = _GraphCache(configurations, model_config, device)
