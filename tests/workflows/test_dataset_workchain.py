@@ -321,3 +321,32 @@ def test_gpaw_parser_exit_codes_on_real_runs(gpaw_dataset, python_code, tmp_path
     # 312: any other GPAW error, here a basis set that does not exist
     _, status, message = _parse_gpaw(computer, runner_files(GpawLcaoSettings(basis="nosuchbasis"), (1, 1, 1), False))
     assert status == 312 and "FileNotFoundError" in message and "C.nosuchbasis.basis" in message
+
+
+def test_screening_protocol_covers_every_gpaw_catalogue_entry(aiida_profile):
+    """Every shipped catalogue entry labelled by GPAW has screening settings that GpawLcaoSettings accepts;
+    the per-material block (here MoS2's 6-electron Mo setup) reaches the builder through the structure's material."""
+    from aiida_mlepi.core.catalogue import load_catalogue
+    from aiida_mlepi.core.engine.gpaw_lcao import GpawLcaoSettings
+    from aiida_mlepi.data.layered_structure import LayeredStructureData
+    from aiida_mlepi.workchains.dataset import DatasetWorkChain, load_protocols, protocol_inputs
+
+    screening = load_protocols()["protocols"]["screening"]
+    catalogue = load_catalogue()
+    gpaw_entries = sorted(name for name, entry in catalogue.items() if entry.engine == "gpaw")
+    assert gpaw_entries and sorted(screening["materials"]) == gpaw_entries
+    for name in gpaw_entries:
+        settings = GpawLcaoSettings.from_dict(protocol_inputs("screening", material=name)["engines"]["gpaw"]["parameters"])
+        assert settings.basis == "szp(dzp)" and settings.dispersion == "d3bj"
+    entry = catalogue["2h-bilayer-mos2"]
+    mos2 = LayeredStructureData.from_ase(entry.build(), material=entry.name)
+    builder = DatasetWorkChain.get_builder_from_protocol(mos2, engine="gpaw", protocol="screening")
+    assert builder.engine_parameters.get_dict()["setups"] == {"Mo": "6"}
+    assert builder.kpoints_mesh.get_list() == [3, 3, 1] and builder.num_configurations.value == 8
+    # another material, or none, gets the protocol's defaults; overrides still win over the material block
+    assert "setups" not in protocol_inputs("screening", material="aa-prime-bilayer-hbn")["engines"]["gpaw"]["parameters"]
+    assert "materials" not in protocol_inputs("screening")
+    # (key by key: GPAW's standard 14-electron Mo setup is "paw")
+    overridden = protocol_inputs("screening", {"engines": {"gpaw": {"parameters": {"setups": {"Mo": "paw"}}}}},
+                                 material=entry.name)
+    assert overridden["engines"]["gpaw"]["parameters"]["setups"] == {"Mo": "paw"}
