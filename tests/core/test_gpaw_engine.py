@@ -155,3 +155,12 @@ def test_gpaw_supercell_unfolds_to_the_primitive_bands(ab_result):
     h = result.hamiltonian
     assert h.s_values is not None
     assert_unfolds_to_primitive(h, repeat_hamiltonian(h, 2, 2), atoms, GENERIC_K[:2])
+
+
+def test_exact_hamiltonian_mesh_of_ab_bilayer():
+    """C dzp: pair range 9.34 Å → the mesh supercell must exceed 18.7 Å: 8 × 2.46 Å (7 × 2.46 = 17.2 is too short)."""
+    require_gpaw()
+    from aiida_mlepi.core.engine.gpaw_lcao import exact_hamiltonian_mesh
+    from aiida_mlepi.core.structures import graphene_bilayer
+
+    assert exact_hamiltonian_mesh(graphene_bilayer("AB"), CI_SETTINGS) == (8, 8, 1)

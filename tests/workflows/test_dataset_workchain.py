@@ -350,3 +350,23 @@ def test_screening_protocol_covers_every_gpaw_catalogue_entry(aiida_profile):
     overridden = protocol_inputs("screening", {"engines": {"gpaw": {"parameters": {"setups": {"Mo": "paw"}}}}},
                                  material=entry.name)
     assert overridden["engines"]["gpaw"]["parameters"]["setups"] == {"Mo": "paw"}
+
+
+def test_screening_electron_meshes_make_hamiltonian_exact():
+    """The per-material k mesh of 'screening-electron' is the smallest on which H(R) is exact for the
+    protocol's basis and setups (GPAW set up, no SCF: its basis and projector ranges)."""
+    from tests.core.test_gpaw_engine import require_gpaw
+
+    require_gpaw()
+    from aiida_mlepi.core.catalogue import load_catalogue
+    from aiida_mlepi.core.engine.gpaw_lcao import GpawLcaoSettings, exact_hamiltonian_mesh
+    from aiida_mlepi.workchains.dataset import load_protocols, protocol_inputs
+
+    catalogue = load_catalogue()
+    names = sorted(load_protocols()["protocols"]["screening-electron"]["materials"])
+    assert names == sorted(name for name, entry in catalogue.items() if entry.engine == "gpaw")
+    for name in names:
+        values = protocol_inputs("screening-electron", material=name)
+        settings = GpawLcaoSettings.from_dict(values["engines"]["gpaw"]["parameters"])
+        assert values["hamiltonian"] and values["perturbations"]["supercell"] == [1, 1]
+        assert tuple(values["kpoints_mesh"]) == exact_hamiltonian_mesh(catalogue[name].build(), settings), name

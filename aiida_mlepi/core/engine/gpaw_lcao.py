@@ -6,7 +6,10 @@ Settings (:class:`GpawLcaoSettings`): ``mode='lcao'`` always; basis ``dzp`` by d
 2s, 2p single-zeta + 2s, 2p split-valence + a d polarization function; 13 orbitals per atom),
 PBE, real-space grid spacing ``grid_spacing_angstrom``, Fermi–Dirac smearing. The structure's
 ``pbc`` is passed on (bilayers: periodic in-plane, open along z, so no z k-points and no z images).
-The energy is the force-consistent (Mermin free) energy, so forces = −∂E/∂x.
+The energy is the force-consistent (Mermin free) energy, so forces = −∂E/∂x. Spin-paired, no
+spin–orbit coupling. Optional: Pulay mixing (``mixer_*``, GPAW's defaults otherwise; the restart
+ladder of :mod:`.scf_ladder` lowers β), PAW setups per element (``setups``, e.g. the
+6-electron Mo), and DFT-D3 dispersion (``dispersion``), added to energy and forces after the SCF.
 
 H(R), S(R) (:func:`lcao_hamiltonian`)
 ------------------------------------
@@ -261,6 +264,30 @@ def basis_of(calc) -> tuple[dict[int, tuple[int, ...]], np.ndarray]:
         basis_cut.append(max(bf.rc for bf in setup.basis.bf_j) * Bohr)
         projector_cut.append(max(pt.get_cutoff() for pt in setup.pt_j) * Bohr)
     return basis, np.array(basis_cut) + max(projector_cut)
+
+
+def exact_hamiltonian_mesh(atoms: Atoms, settings: GpawLcaoSettings = GpawLcaoSettings(),
+                           max_n: int = 64) -> tuple[int, int, int]:
+    """The smallest Γ-centred mesh (n, n, ·) on which :func:`lcao_hamiltonian` is exact for ``atoms``.
+
+    Sets GPAW up (basis, setups; no SCF) to read each atom's reach (:func:`basis_of`) and returns
+    the least n for which the shortest vector of the mesh supercell (n a1, n a2 over the periodic
+    directions; 1 along open ones) exceeds twice the largest pair range reach_i + reach_j.
+    """
+    calc = make_calculator(atoms, (1, 1, 1), settings)
+    probe = Atoms(atoms.numbers, positions=atoms.positions, cell=atoms.cell, pbc=atoms.pbc)
+    calc.initialize(probe)
+    _, reach = basis_of(calc)
+    needed = 2.0 * float((reach[:, None] + reach[None, :]).max())
+    pbc = np.asarray(atoms.pbc, dtype=bool)
+    cell = np.asarray(atoms.cell)
+    steps = np.stack(np.meshgrid(*[np.arange(-2, 3) if p else [0] for p in pbc], indexing="ij"), -1).reshape(-1, 3)
+    steps = steps[np.any(steps != 0, axis=1)]
+    for n in range(1, max_n + 1):
+        mesh = np.where(pbc, n, 1)
+        if np.linalg.norm((steps * mesh) @ cell, axis=1).min() > needed:
+            return tuple(int(m) for m in mesh)
+    raise GpawHamiltonianError(f"no mesh up to {max_n} makes H(R) exact (pair range {needed / 2:.2f} Å)")
 
 
 def openmx_permutation(shells: tuple[int, ...]) -> np.ndarray:
