@@ -32,6 +32,7 @@ VARIANTS = {
     "dzp-h0.25": {"basis": "dzp", "grid_spacing_angstrom": 0.25},
     "szp-h0.25": {"basis": "szp(dzp)", "grid_spacing_angstrom": 0.25},
     "szp-h0.30": {"basis": "szp(dzp)", "grid_spacing_angstrom": 0.30},
+    "szp-h0.18": {"basis": "szp(dzp)", "grid_spacing_angstrom": 0.18},
     "screening": {"basis": "szp(dzp)", "grid_spacing_angstrom": 0.25, "setups": {"Mo": "6", "W": "6"}},
     "dzp-h0.25-6e": {"basis": "dzp", "grid_spacing_angstrom": 0.25, "setups": {"Mo": "6", "W": "6"}},
 }
