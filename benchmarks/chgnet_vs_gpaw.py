@@ -1,8 +1,10 @@
 """CHGNet 0.4.2 (pretrained weights from its wheel, offline) against GPAW LCAO on the same configurations.
 
-Needs ``pip install chgnet==0.4.2`` (not a dependency of aiida-mlepi: measured here, CHGNet's forces
-are 33 % (hBN) to 57 % (MoS2) off GPAW's in RMS on perturbed cells, too far for a training-set
-labeller, so no ``chgnet`` dataset engine was added).
+Needs ``pip install chgnet==0.4.2`` (not a dependency of aiida-mlepi). Measured here on a perturbed
+AA' hBN cell against GPAW szp, h = 0.18 Å (the reference freest of LCAO's egg-box error): the
+directions agree (cosine 0.999) but the RMS error is 1.27 of 3.76 eV/Å (34 %, a magnitude error);
+on MoS2 (GPAW szp, h = 0.25) 0.47 of 0.83 eV/Å, cosine 0.83. Too far for a training-set labeller,
+so no ``chgnet`` dataset engine was added.
 
 Reads the configurations and GPAW forces that ``benchmarks/gpaw_screening.py`` saved
 (``benchmarks/output/gpaw_screening_<material>_<variant>_k<k>.npz``: perturbed unit cells, PBE without
