@@ -121,17 +121,22 @@ def recursive_merge(base: dict, override: dict) -> dict:
 
 
 def protocol_inputs(protocol: str | None = None, overrides: dict | None = None,
-                    protocol_file: Path = PROTOCOL_FILE) -> dict:
+                    protocol_file: Path = PROTOCOL_FILE, material: str | None = None) -> dict:
     """The input values of ``protocol`` (default: the file's ``default_protocol``), with ``overrides``.
 
     ``protocol_file``: a YAML file with ``default_protocol``, ``default_inputs`` and ``protocols`` (default
-    ``protocols/dataset.yaml``; the pipeline uses ``protocols/pipeline.yaml``)."""
+    ``protocols/dataset.yaml``; the pipeline uses ``protocols/pipeline.yaml``). A protocol may carry a
+    ``materials`` block (catalogue entry name → values): the block of ``material`` (matched without
+    regard to case) is merged over the protocol's values, and ``overrides`` over both."""
     data = load_protocols(protocol_file)
     protocol = protocol or data["default_protocol"]
     if protocol not in data["protocols"]:
         raise ValueError(f"unknown protocol {protocol!r}; available: {sorted(data['protocols'])}")
     values = recursive_merge(data["default_inputs"], data["protocols"][protocol])
     values.pop("description", None)
+    per_material = {str(name).lower(): block for name, block in (values.pop("materials", None) or {}).items()}
+    if material is not None and material.lower() in per_material:
+        values = recursive_merge(values, per_material[material.lower()])
     return recursive_merge(values, overrides or {})
 
 
@@ -191,14 +196,17 @@ class DatasetWorkChain(WorkChain):
     @classmethod
     def get_builder_from_protocol(cls, structure: LayeredStructureData, engine: str = "reference",
                                   protocol: str | None = None, overrides: dict | None = None,
-                                  engine_inputs: dict[str, Any] | None = None):
+                                  engine_inputs: dict[str, Any] | None = None, material: str | None = None):
         """A builder filled from ``protocols/dataset.yaml``; ``overrides`` is merged into the protocol values.
+
+        ``material`` (default: the structure's ``material`` attribute, a catalogue entry name) selects the
+        protocol's per-material block, if it has one (e.g. the k mesh and GPAW setups of ``screening``).
 
         Override keys: ``num_configurations``, ``seed``, ``max_concurrent``, ``max_failure_fraction``,
         ``hamiltonian``, ``kpoints_unit_cell`` (or ``kpoints_mesh`` for the supercell directly),
         ``perturbations`` (dict), ``engines: {<engine>: {parameters: {...}}}``, ``max_force_ev_per_angstrom``.
         """
-        values = protocol_inputs(protocol, overrides)
+        values = protocol_inputs(protocol, overrides, material=material or structure.material)
         builder = cls.get_builder()
         builder.structure = structure
         builder.engine = orm.Str(engine)

@@ -155,3 +155,35 @@ def test_gpaw_supercell_unfolds_to_the_primitive_bands(ab_result):
     h = result.hamiltonian
     assert h.s_values is not None
     assert_unfolds_to_primitive(h, repeat_hamiltonian(h, 2, 2), atoms, GENERIC_K[:2])
+
+
+def test_exact_hamiltonian_mesh_of_ab_bilayer():
+    """C dzp: pair range 9.34 Å → the mesh supercell must exceed 18.7 Å: 8 × 2.46 Å (7 × 2.46 = 17.2 is too short)."""
+    require_gpaw()
+    from aiida_mlepi.core.engine.gpaw_lcao import exact_hamiltonian_mesh
+    from aiida_mlepi.core.structures import graphene_bilayer
+
+    assert exact_hamiltonian_mesh(graphene_bilayer("AB"), CI_SETTINGS) == (8, 8, 1)
+
+
+def test_screening_grid_keeps_translation_invariance():
+    """The screening protocol's h = 0.2 Å: an hBN monolayer shifted rigidly by h/4 along z keeps its energy
+    (< 10 meV) and feels almost no net force (< 0.4 eV/Å); at h = 0.3 Å LCAO's egg-box effect gives 78 meV
+    and net forces of 4–11 eV/Å (measured), which is why the protocol does not use it."""
+    require_gpaw()
+    from aiida_mlepi.core.catalogue import load_catalogue
+    from aiida_mlepi.core.engine.gpaw_lcao import compute
+    from aiida_mlepi.workchains.dataset import protocol_inputs
+
+    parameters = protocol_inputs("screening", material="aa-prime-bilayer-hbn")["engines"]["gpaw"]["parameters"]
+    settings = GpawLcaoSettings.from_dict({**parameters, "dispersion": "none"})
+    assert settings.grid_spacing_angstrom == 0.2
+    cell = load_catalogue()["aa-prime-bilayer-hbn"].build()
+    monolayer = cell[cell.arrays["layer_ids"] == 0]
+    results = []
+    for shift in (0.0, settings.grid_spacing_angstrom / 4):
+        atoms = monolayer.copy()
+        atoms.positions[:, 2] += shift
+        results.append(compute(atoms, (2, 2, 1), settings))
+    assert abs(results[1].energy - results[0].energy) < 0.010
+    assert max(np.abs(r.forces.sum(axis=0)).max() for r in results) < 0.4

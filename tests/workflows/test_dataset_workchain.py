@@ -190,7 +190,10 @@ def test_gpaw_dataset_2x2_bilayer(gpaw_dataset):
         assert np.abs(forces).max() == pytest.approx(expected, abs=0.05)
         # two different physical models, the same perturbation: the forces point the same way
         assert np.corrcoef(forces.ravel(), ref.ravel())[0, 1] > 0.9
-    calcs = [c for c in node.called if c.process_label == "GpawLcaoCalculation"]
+    # each member is a GpawBaseWorkChain (mlepi.gpaw.base) that ran one CalcJob (nothing to heal)
+    members = [c for c in node.called if c.process_label == "GpawBaseWorkChain"]
+    assert len(members) == 3 and all(len(m.called) == 1 for m in members)
+    calcs = [c for c in node.called_descendants if c.process_label == "GpawLcaoCalculation"]
     assert len(calcs) == 3 and all(c.is_finished_ok for c in calcs)
     assert calcs[0].outputs.output_parameters["gpaw_version"] == "25.7.0"
     # two batches: the third CalcJob was created after the first two had finished (max_concurrent = 2)
@@ -275,7 +278,7 @@ def test_gpaw_parser_exit_codes_on_real_runs(gpaw_dataset, python_code, tmp_path
 
     computer = python_code.computer
     results, node = gpaw_dataset
-    calc = next(c for c in node.called if c.process_label == "GpawLcaoCalculation")
+    calc = next(c for c in node.called_descendants if c.process_label == "GpawLcaoCalculation")
     retrieved = calc.outputs.retrieved
     files = {name: retrieved.base.repository.get_object_content(name, mode="rb")
              for name in retrieved.base.repository.list_object_names()}
@@ -318,3 +321,52 @@ def test_gpaw_parser_exit_codes_on_real_runs(gpaw_dataset, python_code, tmp_path
     # 312: any other GPAW error, here a basis set that does not exist
     _, status, message = _parse_gpaw(computer, runner_files(GpawLcaoSettings(basis="nosuchbasis"), (1, 1, 1), False))
     assert status == 312 and "FileNotFoundError" in message and "C.nosuchbasis.basis" in message
+
+
+def test_screening_protocol_covers_every_gpaw_catalogue_entry(aiida_profile):
+    """Every shipped catalogue entry labelled by GPAW has screening settings that GpawLcaoSettings accepts;
+    the per-material block (here MoS2's 6-electron Mo setup) reaches the builder through the structure's material."""
+    from aiida_mlepi.core.catalogue import load_catalogue
+    from aiida_mlepi.core.engine.gpaw_lcao import GpawLcaoSettings
+    from aiida_mlepi.data.layered_structure import LayeredStructureData
+    from aiida_mlepi.workchains.dataset import DatasetWorkChain, load_protocols, protocol_inputs
+
+    screening = load_protocols()["protocols"]["screening"]
+    catalogue = load_catalogue()
+    gpaw_entries = sorted(name for name, entry in catalogue.items() if entry.engine == "gpaw")
+    assert gpaw_entries and sorted(screening["materials"]) == gpaw_entries
+    for name in gpaw_entries:
+        settings = GpawLcaoSettings.from_dict(protocol_inputs("screening", material=name)["engines"]["gpaw"]["parameters"])
+        assert settings.basis == "szp(dzp)" and settings.dispersion == "d3bj"
+    entry = catalogue["2h-bilayer-mos2"]
+    mos2 = LayeredStructureData.from_ase(entry.build(), material=entry.name)
+    builder = DatasetWorkChain.get_builder_from_protocol(mos2, engine="gpaw", protocol="screening")
+    assert builder.engine_parameters.get_dict()["setups"] == {"Mo": "6"}
+    assert builder.kpoints_mesh.get_list() == [3, 3, 1] and builder.num_configurations.value == 8
+    # another material, or none, gets the protocol's defaults; overrides still win over the material block
+    assert "setups" not in protocol_inputs("screening", material="aa-prime-bilayer-hbn")["engines"]["gpaw"]["parameters"]
+    assert "materials" not in protocol_inputs("screening")
+    # (key by key: GPAW's standard 14-electron Mo setup is "paw")
+    overridden = protocol_inputs("screening", {"engines": {"gpaw": {"parameters": {"setups": {"Mo": "paw"}}}}},
+                                 material=entry.name)
+    assert overridden["engines"]["gpaw"]["parameters"]["setups"] == {"Mo": "paw"}
+
+
+def test_screening_electron_meshes_make_hamiltonian_exact():
+    """The per-material k mesh of 'screening-electron' is the smallest on which H(R) is exact for the
+    protocol's basis and setups (GPAW set up, no SCF: its basis and projector ranges)."""
+    from tests.core.test_gpaw_engine import require_gpaw
+
+    require_gpaw()
+    from aiida_mlepi.core.catalogue import load_catalogue
+    from aiida_mlepi.core.engine.gpaw_lcao import GpawLcaoSettings, exact_hamiltonian_mesh
+    from aiida_mlepi.workchains.dataset import load_protocols, protocol_inputs
+
+    catalogue = load_catalogue()
+    names = sorted(load_protocols()["protocols"]["screening-electron"]["materials"])
+    assert names == sorted(name for name, entry in catalogue.items() if entry.engine == "gpaw")
+    for name in names:
+        values = protocol_inputs("screening-electron", material=name)
+        settings = GpawLcaoSettings.from_dict(values["engines"]["gpaw"]["parameters"])
+        assert values["hamiltonian"] and values["perturbations"]["supercell"] == [1, 1]
+        assert tuple(values["kpoints_mesh"]) == exact_hamiltonian_mesh(catalogue[name].build(), settings), name

@@ -6,7 +6,10 @@ Settings (:class:`GpawLcaoSettings`): ``mode='lcao'`` always; basis ``dzp`` by d
 2s, 2p single-zeta + 2s, 2p split-valence + a d polarization function; 13 orbitals per atom),
 PBE, real-space grid spacing ``grid_spacing_angstrom``, Fermi–Dirac smearing. The structure's
 ``pbc`` is passed on (bilayers: periodic in-plane, open along z, so no z k-points and no z images).
-The energy is the force-consistent (Mermin free) energy, so forces = −∂E/∂x.
+The energy is the force-consistent (Mermin free) energy, so forces = −∂E/∂x. Spin-paired, no
+spin–orbit coupling. Optional: Pulay mixing (``mixer_*``, GPAW's defaults otherwise; the restart
+ladder of :mod:`.scf_ladder` lowers β), PAW setups per element (``setups``, e.g. the
+6-electron Mo), and DFT-D3 dispersion (``dispersion``), added to energy and forces after the SCF.
 
 H(R), S(R) (:func:`lcao_hamiltonian`)
 ------------------------------------
@@ -65,6 +68,10 @@ from ..wigner import SH_ORDER_FROM_OPENMX
 DEBIAN_SETUP_PATH = Path("/usr/share/gpaw-setups")
 
 
+#: ``GpawLcaoSettings.dispersion`` → the ``damping`` of ``dftd3.ase.DFTD3`` (``None``: no correction)
+DISPERSION_DAMPING = {"none": None, "d3bj": "d3bj", "d3zero": "d3zero"}
+
+
 class GpawUnavailableError(RuntimeError):
     """GPAW (or its PAW setups) is not installed."""
 
@@ -83,6 +90,17 @@ class GpawLcaoSettings:
     smearing_width_ev: float = 0.1  #: Fermi–Dirac k_B T
     density_convergence: float = 1.0e-5  #: GPAW's 'density' criterion (electrons per valence electron)
     max_scf_iterations: int = 300
+    #: Pulay density mixing (GPAW ``mixer``); ``None`` = GPAW's default, which for any periodic direction
+    #: is beta 0.05, history 5, metric weight 50 and for a molecule 0.25, 3, 1 (``gpaw.mixer``)
+    mixer_beta: float | None = None
+    mixer_history: int | None = None
+    mixer_weight: float | None = None
+    #: a-posteriori dispersion correction added to energy and forces (not to H(R)): ``'none'`` or
+    #: Grimme's DFT-D3 with Becke–Johnson (``'d3bj'``) or zero (``'d3zero'``) damping for ``xc``
+    #: (Grimme et al., JCP 132, 154104 (2010); JCC 32, 1456 (2011)) through the ``dftd3`` package
+    dispersion: str = "none"
+    #: PAW setup per element, e.g. ``{"Mo": "6"}`` for GPAW's 6-valence-electron Mo (no 4s4p semicore)
+    setups: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not 0.05 <= self.grid_spacing_angstrom <= 0.4:
@@ -91,6 +109,22 @@ class GpawLcaoSettings:
             raise ValueError("smearing_width_ev must be ≥ 0")
         if self.density_convergence <= 0 or self.max_scf_iterations < 1:
             raise ValueError("density_convergence must be > 0 and max_scf_iterations ≥ 1")
+        if self.mixer_beta is not None and not 0.0 < self.mixer_beta <= 1.0:
+            raise ValueError(f"mixer_beta must be in (0, 1], got {self.mixer_beta}")
+        if self.mixer_history is not None and self.mixer_history < 1:
+            raise ValueError(f"mixer_history must be ≥ 1, got {self.mixer_history}")
+        if self.mixer_weight is not None and self.mixer_weight < 1.0:
+            raise ValueError(f"mixer_weight must be ≥ 1, got {self.mixer_weight}")
+        if self.dispersion not in DISPERSION_DAMPING:
+            raise ValueError(f"dispersion must be one of {sorted(DISPERSION_DAMPING)}, got {self.dispersion!r}")
+        if not isinstance(self.setups, dict):
+            raise ValueError(f"setups must be a mapping element → setup name, got {self.setups!r}")
+
+    @property
+    def mixer(self) -> dict:
+        """GPAW's ``mixer`` keyword: only the values set here (GPAW fills in its defaults)."""
+        values = {"beta": self.mixer_beta, "nmaxold": self.mixer_history, "weight": self.mixer_weight}
+        return {key: value for key, value in values.items() if value is not None}
 
     @classmethod
     def from_dict(cls, values: dict) -> "GpawLcaoSettings":
@@ -116,6 +150,7 @@ class GpawLcaoResult:
     scf_iterations: int = 0
     seconds: dict = field(default_factory=dict)  #: wall time of 'scf', 'forces', 'hamiltonian'
     gpaw_version: str = ""
+    dispersion_energy: float = 0.0  #: DFT-D3 part of ``energy`` (eV; 0 without dispersion)
     calculator: object = field(default=None, repr=False)  #: the converged GPAW calculator (not serialised)
 
 
@@ -152,11 +187,34 @@ def make_calculator(atoms: Atoms, kpts: tuple[int, int, int], settings: GpawLcao
         raise GpawUnavailableError(f"GPAW is not importable: {exception}") from None
     configure_setup_path()
     kpts = tuple(int(k) if periodic else 1 for k, periodic in zip(kpts, atoms.pbc))
+    extra = {"mixer": settings.mixer} if settings.mixer else {}
+    if settings.setups:
+        extra["setups"] = dict(settings.setups)
+    # spin-paired, no spin–orbit coupling (GPAW adds SOC only non-self-consistently, gpaw.spinorbit)
     return GPAW(mode="lcao", basis=settings.basis, xc=settings.xc, h=settings.grid_spacing_angstrom,
-                kpts={"size": kpts, "gamma": True},
+                kpts={"size": kpts, "gamma": True}, spinpol=False,
                 occupations={"name": "fermi-dirac", "width": settings.smearing_width_ev},
                 convergence={"density": settings.density_convergence}, maxiter=settings.max_scf_iterations,
-                symmetry={"point_group": False, "time_reversal": True}, txt=txt)
+                symmetry={"point_group": False, "time_reversal": True}, txt=txt, **extra)
+
+
+def dispersion_correction(atoms: Atoms, settings: GpawLcaoSettings) -> tuple[float, np.ndarray]:
+    """DFT-D3 (energy eV, forces (N, 3) eV/Å) for ``settings.dispersion`` and ``settings.xc``; zeros if 'none'.
+
+    The dispersion energy is a classical pair/three-body sum on the nuclear positions: it adds to the
+    energy and forces and leaves the Kohn–Sham H(R) unchanged (the electron dataset is the same with
+    or without it). Needs the ``dftd3`` package (simple-dftd3's Python API, PyPI wheel; extra ``gpaw``).
+    """
+    damping = DISPERSION_DAMPING[settings.dispersion]
+    if damping is None:
+        return 0.0, np.zeros((len(atoms), 3))
+    try:
+        from dftd3.ase import DFTD3
+    except ImportError as exception:
+        raise GpawUnavailableError(f"dispersion={settings.dispersion!r} needs the dftd3 package: {exception}") from None
+    probe = Atoms(atoms.numbers, positions=atoms.positions, cell=atoms.cell, pbc=atoms.pbc)
+    probe.calc = DFTD3(method=settings.xc, damping=damping)
+    return float(probe.get_potential_energy()), np.asarray(probe.get_forces())
 
 
 def compute(atoms: Atoms, kpts: tuple[int, int, int], settings: GpawLcaoSettings = GpawLcaoSettings(),
@@ -173,13 +231,18 @@ def compute(atoms: Atoms, kpts: tuple[int, int, int], settings: GpawLcaoSettings
     start = time.perf_counter()
     forces = atoms.get_forces() if forces else np.full((len(atoms), 3), np.nan)
     seconds["forces"] = time.perf_counter() - start
+    start = time.perf_counter()
+    dispersion_energy, dispersion_forces = dispersion_correction(atoms, settings)
+    energy, forces = energy + dispersion_energy, forces + dispersion_forces
+    seconds["dispersion"] = time.perf_counter() - start
     calc = atoms.calc
     ibzk = np.asarray(calc.get_ibz_k_points())
     eigenvalues = np.array([calc.get_eigenvalues(kpt=k) for k in range(len(ibzk))])
     result = GpawLcaoResult(energy=float(energy), forces=np.asarray(forces), fermi_level=float(calc.get_fermi_level()),
                             ibz_kpoints=ibzk, eigenvalues=eigenvalues,
                             scf_iterations=int(calc.get_number_of_iterations() or 0), seconds=seconds,
-                            gpaw_version=gpaw.__version__, calculator=calc)
+                            gpaw_version=gpaw.__version__, calculator=calc,
+                            dispersion_energy=dispersion_energy)
     if hamiltonian:
         start = time.perf_counter()
         result.hamiltonian = lcao_hamiltonian(calc, atoms)
@@ -201,6 +264,30 @@ def basis_of(calc) -> tuple[dict[int, tuple[int, ...]], np.ndarray]:
         basis_cut.append(max(bf.rc for bf in setup.basis.bf_j) * Bohr)
         projector_cut.append(max(pt.get_cutoff() for pt in setup.pt_j) * Bohr)
     return basis, np.array(basis_cut) + max(projector_cut)
+
+
+def exact_hamiltonian_mesh(atoms: Atoms, settings: GpawLcaoSettings = GpawLcaoSettings(),
+                           max_n: int = 64) -> tuple[int, int, int]:
+    """The smallest Γ-centred mesh (n, n, ·) on which :func:`lcao_hamiltonian` is exact for ``atoms``.
+
+    Sets GPAW up (basis, setups; no SCF) to read each atom's reach (:func:`basis_of`) and returns
+    the least n for which the shortest vector of the mesh supercell (n a1, n a2 over the periodic
+    directions; 1 along open ones) exceeds twice the largest pair range reach_i + reach_j.
+    """
+    calc = make_calculator(atoms, (1, 1, 1), settings)
+    probe = Atoms(atoms.numbers, positions=atoms.positions, cell=atoms.cell, pbc=atoms.pbc)
+    calc.initialize(probe)
+    _, reach = basis_of(calc)
+    needed = 2.0 * float((reach[:, None] + reach[None, :]).max())
+    pbc = np.asarray(atoms.pbc, dtype=bool)
+    cell = np.asarray(atoms.cell)
+    steps = np.stack(np.meshgrid(*[np.arange(-2, 3) if p else [0] for p in pbc], indexing="ij"), -1).reshape(-1, 3)
+    steps = steps[np.any(steps != 0, axis=1)]
+    for n in range(1, max_n + 1):
+        mesh = np.where(pbc, n, 1)
+        if np.linalg.norm((steps * mesh) @ cell, axis=1).min() > needed:
+            return tuple(int(m) for m in mesh)
+    raise GpawHamiltonianError(f"no mesh up to {max_n} makes H(R) exact (pair range {needed / 2:.2f} Å)")
 
 
 def openmx_permutation(shells: tuple[int, ...]) -> np.ndarray:
@@ -327,7 +414,8 @@ def run_files(input_path: str | Path, output_path: str | Path, error_path: str |
     arrays = {"energy": np.array([result.energy]), "forces": result.forces, "fermi_level": np.array([result.fermi_level]),
               "ibz_kpoints": result.ibz_kpoints, "eigenvalues": result.eigenvalues,
               "info": np.array(json.dumps({"scf_iterations": result.scf_iterations, "seconds": result.seconds,
-                                           "gpaw_version": result.gpaw_version}))}
+                                           "gpaw_version": result.gpaw_version,
+                                           "dispersion_energy_ev": result.dispersion_energy}))}
     h = result.hamiltonian
     if h is not None:
         arrays.update({"h_cell": h.cell, "h_positions": h.positions, "h_numbers": h.numbers, "h_edges": h.edges,
