@@ -18,6 +18,24 @@ Usage::
         --training '{"lr_schedule": "cosine", "lr_min": 1e-4}'
     python benchmarks/phonon_quality.py --table
 
+Measured (2026-12-06, shared 2-core machine at load 25–30, 1 thread; train CPU ≈ 80 s per 200 epochs of 13
+training cells; wall ≈ 45 min each under that load). 6×6 engine: 432 modes, ω_max 1711 cm⁻¹, no imaginary mode:
+
+=============================================  ========  ========  =====  ======  =======
+setting (16 4×4 cells unless said, 200 epochs)  mean|Δω|  max|Δω|   imag   F MAE   CPU s
+=============================================  ========  ========  =====  ======  =======
+balanced today (σ 0.05 Å, random stackings)       21.2      76.1     2     113      80
+  + cosine lr 0.01 → 1e-4                          23.1      73.3     3     127      81
+σ 0.02 Å, relaxed stacking only, cosine            15.4      73.0     2      41      86
+8 random + 8 harmonic (0.02) + 8 phonopy ±0.02     14.7      72.6     2      72     127
+=============================================  ========  ========  =====  ======  =======
+
+(cm⁻¹; F MAE in meV/Å on each run's own test cells). Forward vs ± differences, residual subtraction and a
+float64 evaluation change |Δω| by < 0.01 cm⁻¹: the error is the network's, not the finite differences'.
+The two imaginary modes are the Γ interlayer shear pair (engine 24 cm⁻¹): its force constant,
+≈ 0.03 eV/Å² per atom, is far below what a 40–100 meV/Å force error resolves. Every run's best epoch was
+its last: the networks are undertrained at 200 epochs.
+
 Dataset options (see :class:`aiida_mlepi.core.perturbations.PerturbationSettings`) are passed with
 ``--perturbations '{json}'``; training options (:class:`TrainingConfig`) with ``--training '{json}'``.
 """
@@ -43,7 +61,7 @@ from aiida_mlepi.core.engine.relax import relaxed_bilayer_graphene
 from aiida_mlepi.core.ml import HedgeNetPhononConfig
 from aiida_mlepi.core.ml.calculator import predict
 from aiida_mlepi.core.ml.hedgenet_phonon import HedgeNetPhonon
-from aiida_mlepi.core.ml.training import TrainingConfig, train
+from aiida_mlepi.core.ml.training import TrainingConfig, save_result, train
 from aiida_mlepi.core.perturbations import PerturbationSettings, perturbed_configurations
 from aiida_mlepi.core.phonons import PhononSetup
 from aiida_mlepi.core.units import THZ_TO_CM1
@@ -87,20 +105,22 @@ def model_modes(model: HedgeNetPhonon, unit, dtype: str) -> dict[str, np.ndarray
     residual = forces.pop()
     out["pipeline"] = setup.supercell_modes(forces).frequencies_cm1
     out["residual"] = setup.supercell_modes([f - residual for f in forces]).frequencies_cm1
-    pm = PhononSetup.create(unit, (6, 6, 1))
-    pm.dataset = _plus_minus(pm.dataset)
+    pm = _plus_minus(PhononSetup.create(unit, (6, 6, 1)))
     with torch.enable_grad():
         _, forces = predict(model, pm.displaced_supercells(), batch_size=2)
     out["plusminus"] = pm.supercell_modes(forces).frequencies_cm1
     return out
 
 
-def _plus_minus(dataset: dict) -> dict:
+def _plus_minus(setup: PhononSetup) -> PhononSetup:
+    """``setup`` with each displacement followed by its opposite (central differences)."""
     first = []
-    for d in dataset["first_atoms"]:
+    for d in setup.dataset["first_atoms"]:
         first.append(d)
         first.append({"number": d["number"], "displacement": [-x for x in d["displacement"]]})
-    return {"natom": dataset["natom"], "first_atoms": first}
+    return PhononSetup(unitcell=setup.unitcell, supercell_matrix=setup.supercell_matrix,
+                       displacement_angstrom=setup.displacement_angstrom,
+                       dataset={"natom": setup.dataset["natom"], "first_atoms": first}, symprec=setup.symprec)
 
 
 def dataset(unit, engine, n: int, settings: PerturbationSettings, seed: int) -> ConfigurationSet:
@@ -139,20 +159,20 @@ def main() -> None:
         more = PerturbationSettings.from_dict({"supercell": [4, 4], **extra.get("perturbations", {})})
         data = data + dataset(unit, engine, int(extra["n"]), more, args.seed + 1000)
     if args.phonopy > 0:
-        setup = PhononSetup.create(unit, (4, 4, 1), displacement_angstrom=args.phonopy)
-        setup.dataset = _plus_minus(setup.dataset)
+        setup = _plus_minus(PhononSetup.create(unit, (4, 4, 1), displacement_angstrom=args.phonopy))
         data = data + label_configurations(setup.displaced_supercells(), engine, KPTS_4X4)
     t_label = time.perf_counter() - t0
     split = split_indices(len(data), BALANCED_SPLIT, seed=0)
     tc = TrainingConfig.from_dict({**BALANCED_TRAINING, **json.loads(args.training)})
     config = HedgeNetPhononConfig(**{**BALANCED_MODEL, **json.loads(args.model)})
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     result = train(config, data, split, tc, progress=args.progress)
-    t_train = time.perf_counter() - t0
+    t_train, c_train = time.perf_counter() - t0, time.process_time() - c0
+    save_result(result, CACHE / f"model_{args.name}.pt")
     row = {"name": args.name, "configs": len(data), "perturbations": settings.as_dict(), "extra": args.extra,
            "phonopy": args.phonopy,
            "training": json.loads(args.training), "model": json.loads(args.model), "label_s": t_label,
-           "train_s": t_train, "epochs_run": result.epochs_run, "best_epoch": result.best_epoch,
+           "train_s": t_train, "train_cpu_s": c_train, "epochs_run": result.epochs_run, "best_epoch": result.best_epoch,
            "test_forces_mae_mev_per_angstrom": result.test.forces_mae_mev_per_angstrom,
            "load": os.getloadavg()[0]}
     modes = {}
@@ -178,13 +198,13 @@ def print_table(only: str | None = None) -> None:
     if only:
         rows = [r for r in rows if r["name"] == only][-1:]
     print(f"{'experiment':<28} {'eval':<18} {'mean|Δω|':>9} {'max|Δω|':>8} {'imag':>5} {'F MAE':>7} "
-          f"{'train s':>8} {'epochs':>7} {'load':>5}")
+          f"{'train s':>8} {'CPU s':>6} {'epochs':>7} {'load':>5}")
     for r in rows:
         for key in [k for k in r if isinstance(r[k], dict) and "mean_abs_difference_cm1" in r[k]]:
             d = r[key]
             print(f"{r['name']:<28} {key:<18} {d['mean_abs_difference_cm1']:>9.2f} {d['max_abs_difference_cm1']:>8.1f} "
                   f"{d['num_imaginary_ml']:>5d} {r['test_forces_mae_mev_per_angstrom']:>7.1f} {r['train_s']:>8.0f} "
-                  f"{r['epochs_run']:>7d} {r['load']:>5.1f}")
+                  f"{r.get('train_cpu_s', 0):>6.0f} {r['epochs_run']:>7d} {r['load']:>5.1f}")
 
 
 def _plot(w_ref, w_pipeline, w_pm, path: Path, title: str) -> None:
