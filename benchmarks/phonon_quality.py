@@ -27,7 +27,9 @@ setting (16 4×4 cells unless said, 200 epochs)  mean|Δω|  max|Δω|   imag   
 balanced today (σ 0.05 Å, random stackings)       21.2      76.1     2     113      80
   + cosine lr 0.01 → 1e-4                          23.1      73.3     3     127      81
 σ 0.02 Å, relaxed stacking only, cosine            15.4      73.0     2      41      86
-8 random + 8 harmonic (0.02) + 8 phonopy ±0.02     14.7      72.6     2      72     127
+8 random + 8 harmonic + 8 phonopy ±0.02, cosine    14.7      72.6     2      72     127
+harmonic_fraction 0.5 (σ 0.02) = balanced now      19.3      61.4     2      78      96
+  + energy_weight 1000 (MACE stage-two style)       30.2      82.6     2     127      95
 =============================================  ========  ========  =====  ======  =======
 
 (cm⁻¹; F MAE in meV/Å on each run's own test cells). Forward vs ± differences, residual subtraction and a
