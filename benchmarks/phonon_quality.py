@@ -24,7 +24,7 @@ training cells; wall ≈ 45 min each under that load). 6×6 engine: 432 modes, �
 =============================================  ========  ========  =====  ======  =======
 setting (16 4×4 cells unless said, 200 epochs)  mean|Δω|  max|Δω|   imag   F MAE   CPU s
 =============================================  ========  ========  =====  ======  =======
-balanced today (σ 0.05 Å, random stackings)       21.2      76.1     2     113      80
+balanced before (σ 0.05 Å, random stackings)      21.2      76.1     2     113      80
   + cosine lr 0.01 → 1e-4                          23.1      73.3     3     127      81
 σ 0.02 Å, relaxed stacking only, cosine            15.4      73.0     2      41      86
 8 random + 8 harmonic + 8 phonopy ±0.02, cosine    14.7      72.6     2      72     127
