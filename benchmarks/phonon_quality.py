@@ -14,8 +14,9 @@ differences; each in the training dtype and in float64 (the float32 weights cast
 Usage::
 
     OMP_NUM_THREADS=1 python benchmarks/phonon_quality.py --name baseline
-    OMP_NUM_THREADS=1 python benchmarks/phonon_quality.py --name small --std 0.02 --epochs 300 \\
-        --training '{"lr_schedule": "cosine", "lr_min": 1e-4}'
+    OMP_NUM_THREADS=1 python benchmarks/phonon_quality.py --name harmonic --plot \\
+        --perturbations '{"harmonic_fraction": 0.5, "harmonic_displacement_std_angstrom": 0.02}' \\
+        --training '{"epochs": 600, "lr_schedule": "cosine", "lr_min": 1e-4}'
     python benchmarks/phonon_quality.py --table
 
 Measured (2026-12-06, shared 2-core machine at load 25–30, 1 thread; train CPU ≈ 80 s per 200 epochs of 13
@@ -66,7 +67,6 @@ from aiida_mlepi.core.ml.hedgenet_phonon import HedgeNetPhonon
 from aiida_mlepi.core.ml.training import TrainingConfig, save_result, train
 from aiida_mlepi.core.perturbations import PerturbationSettings, perturbed_configurations
 from aiida_mlepi.core.phonons import PhononSetup
-from aiida_mlepi.core.units import THZ_TO_CM1
 
 OUTPUT = Path(__file__).resolve().parent / "output"
 RESULTS = OUTPUT / "phonon_quality.jsonl"
