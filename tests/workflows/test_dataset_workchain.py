@@ -318,14 +318,3 @@ def test_gpaw_parser_exit_codes_on_real_runs(gpaw_dataset, python_code, tmp_path
     # 312: any other GPAW error, here a basis set that does not exist
     _, status, message = _parse_gpaw(computer, runner_files(GpawLcaoSettings(basis="nosuchbasis"), (1, 1, 1), False))
     assert status == 312 and "FileNotFoundError" in message and "C.nosuchbasis.basis" in message
-
-
-def test_balanced_protocol_has_a_harmonic_family():
-    """`balanced` mixes random stackings with near-equilibrium cells (issue 9.4); `fast` does not."""
-    from aiida_mlepi.core.perturbations import PerturbationSettings
-    from aiida_mlepi.workchains.dataset import protocol_inputs
-
-    balanced = PerturbationSettings.from_dict(protocol_inputs("balanced")["perturbations"])
-    assert balanced.harmonic_fraction == 0.5 and balanced.harmonic_displacement_std_angstrom == 0.02
-    assert balanced.supercell == (4, 4) and balanced.displacement_std_angstrom == 0.05  # merged with defaults
-    assert PerturbationSettings.from_dict(protocol_inputs("fast")["perturbations"]).harmonic_fraction == 0.0
