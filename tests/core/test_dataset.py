@@ -50,11 +50,37 @@ def test_rigid_layer_shift_and_separation():
         assert np.ptp(z[ids == 0]) < 1e-9 and np.ptp(z[ids == 1]) < 1e-9
 
 
+def test_harmonic_family_keeps_the_stacking_and_has_its_own_amplitude():
+    """harmonic_fraction 0.5 of 40: the first 20 configurations are those of the plain settings (same seed),
+    the last 20 keep the relaxed stacking and separation exactly (layer means of the displacements vanish
+    to the sampling error) and have in-layer displacements of σ = harmonic_displacement_std_angstrom."""
+    unit = graphene_bilayer("AB")
+    plain = PerturbationSettings(supercell=(4, 4))
+    mixed = PerturbationSettings(supercell=(4, 4), harmonic_fraction=0.5, harmonic_displacement_std_angstrom=0.01)
+    a = perturbed_configurations(unit, 20, plain, seed=5)
+    b = perturbed_configurations(unit, 40, mixed, seed=5)
+    assert all(np.array_equal(x.positions, y.positions) for x, y in zip(a, b[:20]))
+    base = perturbed_configurations(unit, 1, PerturbationSettings(supercell=(4, 4), displacement_std_angstrom=0.0,
+                                                                  shift_fraction=0.0,
+                                                                  separation_delta_angstrom=(0.0, 0.0)))[0]
+    d = np.array([x.get_positions() - base.get_positions() for x in b[20:]])  # (20, 64, 3)
+    d[..., :2] -= np.round(d[..., :2] @ np.linalg.inv(base.cell[:2, :2])) @ base.cell[:2, :2]
+    assert np.std(d) == pytest.approx(0.01, rel=0.05)
+    ids = base.arrays[LAYER_ARRAY]
+    for layer in (0, 1):  # no rigid shift: the mean displacement of a layer is σ/√(32) ≈ 0.002 Å, not ~1 Å
+        assert np.abs(d[:, ids == layer].mean(axis=1)).max() < 0.01
+    # the plain family shifts the top layer by up to a unit cell
+    top = np.array([x.get_positions() - base.get_positions() for x in a])[:, ids == 1, 2].mean(axis=1)
+    assert np.abs(top).max() > 0.1
+
+
 def test_bad_perturbation_settings_are_named():
     with pytest.raises(PerturbationError, match="unknown perturbation settings"):
         PerturbationSettings.from_dict({"amplitude": 0.1})
     with pytest.raises(PerturbationError):
         PerturbationSettings(separation_delta_angstrom=(0.5, -0.5))
+    with pytest.raises(PerturbationError, match="harmonic_fraction"):
+        PerturbationSettings(harmonic_fraction=1.5)
 
 
 def test_extxyz_round_trip_is_exact_and_keeps_layers(configurations, tmp_path):

@@ -192,3 +192,55 @@ def test_user_mistakes_are_clear():
             train(tiny_model(), data, split_indices(3), TrainingConfig(epochs=1, device="cuda"), progress=False)
     with pytest.raises(TrainingError, match="atomic numbers \\[6\\]"):
         train(tiny_model(atomic_numbers=(1,)), data, split_indices(3), TrainingConfig(epochs=1), progress=False)
+
+
+def test_cosine_schedule_runs_from_lr_to_lr_min(toy):
+    """The rate each epoch actually used (read back from the optimiser's history): lr first, lr_min last,
+    half-way the mean of the two, monotonically decreasing."""
+    data = toy.subset(range(12))
+    split = split_indices(len(data), seed=0)
+    tc = TrainingConfig(epochs=5, batch_size=8, lr=1e-2, lr_schedule="cosine", lr_min=1e-4, dtype="float64",
+                        patience=10)
+    result = train(tiny_model(), data, split, tc, progress=False)
+    lrs = [h["lr"] for h in result.history]
+    assert lrs[0] == pytest.approx(1e-2, rel=1e-12) and lrs[-1] == pytest.approx(1e-4, rel=1e-12)
+    assert lrs[2] == pytest.approx(0.5 * (1e-2 + 1e-4), rel=1e-12)
+    assert all(a > b for a, b in zip(lrs, lrs[1:]))
+
+
+def test_plateau_schedule_cuts_the_rate_after_patience(toy):
+    """With lr 0 nothing improves after epoch 1 … but lr 0 cannot be cut; use the bookkeeping directly
+    and, in a real run, a validation loss that never improves (lr tiny): the rate halves every
+    plateau_patience epochs and never goes below lr_min."""
+    from aiida_mlepi.core.ml.training import PlateauState
+
+    tc = TrainingConfig(lr=1e-2, lr_schedule="plateau", lr_min=3e-3, plateau_factor=0.5, plateau_patience=2)
+    state = PlateauState(lr=tc.lr)
+    rates = []
+    for loss in [1.0, 0.9, 0.95, 0.95, 0.95, 0.95, 0.8, 0.85, 0.85, 0.85, 0.85]:
+        state.step(loss, tc)
+        rates.append(state.lr)
+    # improvements at steps 0, 1, 6; two bad epochs → cut at steps 3 and 5 (5e-3, then floor 3e-3)
+    assert rates == [1e-2, 1e-2, 1e-2, 5e-3, 5e-3, 3e-3, 3e-3, 3e-3, 3e-3, 3e-3, 3e-3]
+
+
+def test_schedule_resume_is_exact(toy, tmp_path):
+    data = toy.subset(range(12))
+    split = split_indices(len(data), seed=1)
+    tc = TrainingConfig(epochs=4, batch_size=3, lr=5e-3, ema_decay=0.8, seed=3, dtype="float64",
+                        lr_schedule="plateau", plateau_patience=1, plateau_factor=0.5)
+    full = train(tiny_model(), data, split, tc, progress=False)
+    ckpt = tmp_path / "checkpoint.pt"
+    train(tiny_model(), data, split, TrainingConfig(**{**tc.to_dict(), "epochs": 2}), checkpoint_path=ckpt,
+          progress=False)
+    resumed = train(tiny_model(), data, split, tc, resume_from=ckpt, progress=False)
+    assert resumed.history == full.history
+
+
+def test_schedule_settings_are_checked():
+    with pytest.raises(TrainingError, match="lr_schedule"):
+        TrainingConfig(lr_schedule="linear")
+    with pytest.raises(TrainingError, match="lr_min"):
+        TrainingConfig(lr=1e-3, lr_min=1e-2)
+    with pytest.raises(TrainingError, match="plateau_factor"):
+        TrainingConfig(plateau_factor=1.0)

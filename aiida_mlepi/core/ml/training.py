@@ -22,6 +22,12 @@ Recipe (MACE's "weighted" loss, paper Sec. III.1):
   EMA weights are the ones evaluated (validation/test) and saved;
 * early stopping: training stops after ``patience`` epochs without a lower validation loss and the
   EMA weights of the best epoch are kept;
+* a learning-rate schedule (``lr_schedule``): ``constant``; ``cosine`` — lr(e) = lr_min + ½ (lr − lr_min)
+  (1 + cos(π e / (epochs − 1))) for epoch e = 0 … epochs − 1, so the first epoch runs at ``lr`` and the
+  last at ``lr_min`` (SGDR without restarts, Loshchilov & Hutter, ICLR 2017); ``plateau`` — the rate is
+  multiplied by ``plateau_factor`` after ``plateau_patience`` epochs without a lower validation loss,
+  down to ``lr_min`` (PyTorch's ReduceLROnPlateau, as MACE's default scheduler). A decaying rate lets
+  the weights settle into the minimum the force constants (second derivatives) need;
 * a checkpoint (model, optimizer, EMA, best weights, history, epoch, shuffling RNG) written after each
   epoch lets :func:`train` resume and continue exactly as an uninterrupted run would.
 
@@ -47,6 +53,7 @@ from .hedgenet_phonon import HedgeNetPhonon, HedgeNetPhononConfig, save_model
 CHECKPOINT_FORMAT = "aiida-mlepi/training-checkpoint"
 CHECKPOINT_VERSION = 1
 _DTYPES = {"float32": torch.float32, "float64": torch.float64}
+LR_SCHEDULES = ("constant", "cosine", "plateau")
 
 
 class TrainingError(ValueError):
@@ -82,6 +89,10 @@ class TrainingConfig:
     seed: int = 0  #: initial weights and shuffling
     device: str = "cpu"
     dtype: str = "float32"  #: overrides the model config's dtype
+    lr_schedule: str = "constant"  #: constant | cosine | plateau (see the module docstring)
+    lr_min: float = 0.0  #: final (cosine) or lowest (plateau) learning rate
+    plateau_factor: float = 0.5  #: plateau: multiplies the rate at each reduction
+    plateau_patience: int = 10  #: plateau: epochs without validation improvement before a reduction
 
     def __post_init__(self) -> None:
         if self.epochs < 0 or self.batch_size < 1 or self.patience < 1:
@@ -94,6 +105,12 @@ class TrainingConfig:
             raise TrainingError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
         if self.dtype not in _DTYPES:
             raise TrainingError(f"dtype must be one of {sorted(_DTYPES)}, got {self.dtype!r}")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise TrainingError(f"lr_schedule must be one of {list(LR_SCHEDULES)}, got {self.lr_schedule!r}")
+        if not 0 <= self.lr_min <= self.lr:
+            raise TrainingError(f"lr_min must be in [0, lr = {self.lr}], got {self.lr_min}")
+        if not 0 < self.plateau_factor < 1 or self.plateau_patience < 1:
+            raise TrainingError("plateau_factor must be in (0, 1) and plateau_patience ≥ 1")
 
     @classmethod
     def from_dict(cls, values: dict) -> "TrainingConfig":
@@ -114,6 +131,41 @@ def model_config_from_dict(values: dict) -> HedgeNetPhononConfig:
         raise TrainingError(f"unknown model settings {sorted(unknown)}; known: "
                             f"{sorted(HedgeNetPhononConfig.__dataclass_fields__)}")
     return HedgeNetPhononConfig(**values)
+
+
+# ---------------------------------------------------------------------------------------------- LR schedule
+def cosine_learning_rate(epoch: int, epochs: int, lr: float, lr_min: float) -> float:
+    """Cosine-annealed rate of (0-based) ``epoch`` out of ``epochs``: ``lr`` first, ``lr_min`` last."""
+    if epochs <= 1:
+        return lr
+    return lr_min + 0.5 * (lr - lr_min) * (1.0 + math.cos(math.pi * min(epoch, epochs - 1) / (epochs - 1)))
+
+
+@dataclass
+class PlateauState:
+    """ReduceLROnPlateau bookkeeping: the current rate and the epochs since the last improvement/cut."""
+
+    lr: float
+    best: float = math.inf
+    wait: int = 0
+
+    def step(self, val_loss: float, tc: "TrainingConfig") -> None:
+        """After an epoch with validation loss ``val_loss``: cut the rate after ``plateau_patience`` bad epochs."""
+        if val_loss < self.best:
+            self.best, self.wait = val_loss, 0
+            return
+        self.wait += 1
+        if self.wait >= tc.plateau_patience:
+            self.lr, self.wait = max(tc.lr_min, self.lr * tc.plateau_factor), 0
+
+
+def epoch_learning_rate(tc: "TrainingConfig", epoch: int, plateau: PlateauState) -> float:
+    """Learning rate of (0-based) ``epoch`` under ``tc.lr_schedule``."""
+    if tc.lr_schedule == "cosine":
+        return cosine_learning_rate(epoch, tc.epochs, tc.lr, tc.lr_min)
+    if tc.lr_schedule == "plateau":
+        return plateau.lr
+    return tc.lr
 
 
 # ---------------------------------------------------------------------------------------------- EMA
@@ -416,6 +468,7 @@ def train(model_config: HedgeNetPhononConfig, configurations: ConfigurationSet, 
     epoch = 0
     best_epoch, best_val, best_state, since_best = 0, math.inf, None, 0
     best_shift = model_config.energy_shift
+    plateau = PlateauState(lr=tc.lr)
     # checkpoints of older versions have no fitted shift (energy_scale 1): keep their recipe
     refit_shift = fit_reference_energies and (checkpoint is None or "best_energy_shift" in checkpoint)
     if checkpoint is not None:
@@ -424,8 +477,6 @@ def train(model_config: HedgeNetPhononConfig, configurations: ConfigurationSet, 
             optimizer.load_state_dict(checkpoint["optimizer_state"])
         except (RuntimeError, ValueError, KeyError) as exc:
             raise CheckpointError(f"the checkpoint's weights do not fit its model: {exc}") from None
-        for group in optimizer.param_groups:  # the settings may change the learning rate on resume
-            group["lr"] = tc.lr
         ema.load_state_dict(checkpoint["ema_state"])
         ema.decay = tc.ema_decay
         shuffler.set_state(checkpoint["rng_state"])
@@ -434,6 +485,8 @@ def train(model_config: HedgeNetPhononConfig, configurations: ConfigurationSet, 
         best_epoch, best_val = int(checkpoint["best_epoch"]), float(checkpoint["best_val_loss"])
         best_state, since_best = checkpoint["best_state"], int(checkpoint["epochs_since_best"])
         best_shift = float(checkpoint.get("best_energy_shift", model_config.energy_shift))
+        if "plateau_state" in checkpoint:  # older checkpoints: constant rate so far
+            plateau = PlateauState(**checkpoint["plateau_state"])
 
     train_idx = torch.tensor(split["train"], dtype=torch.int64)
     monitor = split["validation"] or split["train"]
@@ -443,6 +496,9 @@ def train(model_config: HedgeNetPhononConfig, configurations: ConfigurationSet, 
     try:
         while epoch < tc.epochs and not stopped_early:
             model.train()
+            lr = epoch_learning_rate(tc, epoch, plateau)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
             order = train_idx[torch.randperm(len(train_idx), generator=shuffler)].tolist()
             total, steps = 0.0, 0
             for start in range(0, len(order), tc.batch_size):
@@ -474,11 +530,12 @@ def train(model_config: HedgeNetPhononConfig, configurations: ConfigurationSet, 
                     best_shift = model.config.energy_shift
                 else:
                     since_best += 1
-            history.append({"epoch": epoch, "train_loss": total / steps, "val_loss": val})
+            history.append({"epoch": epoch, "train_loss": total / steps, "val_loss": val, "lr": lr})
+            plateau.step(val, tc)
             stopped_early = since_best >= tc.patience
             if checkpoint_path is not None:
                 _write_checkpoint(checkpoint_path, model, optimizer, ema, shuffler, epoch, history,
-                                  best_epoch, best_val, best_state, since_best, split, tc, best_shift)
+                                  best_epoch, best_val, best_state, since_best, split, tc, best_shift, plateau)
             bar.update(1)
             bar.set_postfix(train=f"{total / steps:.3g}", val=f"{val:.3g}", best=best_epoch)
     finally:
@@ -496,7 +553,7 @@ def train(model_config: HedgeNetPhononConfig, configurations: ConfigurationSet, 
 
 
 def _write_checkpoint(path, model, optimizer, ema, shuffler, epoch, history, best_epoch, best_val,
-                      best_state, since_best, split, tc, best_shift) -> None:
+                      best_state, since_best, split, tc, best_shift, plateau) -> None:
     payload = {
         "format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION,
         "model_config": model.config.to_dict(), "training_config": tc.to_dict(),
@@ -505,6 +562,7 @@ def _write_checkpoint(path, model, optimizer, ema, shuffler, epoch, history, bes
         "rng_state": shuffler.get_state(), "epoch": epoch, "history": history,
         "best_epoch": best_epoch, "best_val_loss": best_val, "best_state": best_state,
         "epochs_since_best": since_best, "split": split, "best_energy_shift": best_shift,
+        "plateau_state": asdict(plateau),
     }
     tmp = Path(str(path) + ".tmp")
     torch.save(payload, tmp)
