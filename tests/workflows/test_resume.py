@@ -165,8 +165,8 @@ def _wait(predicate, seconds: float, what: str, client, node: orm.ProcessNode) -
 
 
 @pytest.mark.services
-@pytest.mark.slow  # the fast test_rerun_step_reuses_the_finished_call_and_retires_the_orphan covers resumable_call;
-# here, on a loaded 2-core machine, the restarted worker twice in five runs took the process up only after minutes
+# durable queues (the shared daemon_client fixture): with a test profile's auto-deleted RabbitMQ queues the stop
+# dropped the queued task, and the restarted worker sometimes never took the process up (the old flakiness)
 def test_daemon_stop_mid_stage_resumes_without_duplicates_or_orphans(daemon_client, production_profile):  # noqa: F811
     from aiida.engine import submit
     from aiida.manage import get_manager
