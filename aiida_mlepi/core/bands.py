@@ -16,7 +16,8 @@ Solvers (:func:`states_at`):
 
 :func:`states_in_window` gives every eigenpair in an energy window [e_min, e_max] (e.g. around E_F),
 dense by ``subset_by_value`` or sparse by shift-invert around the window centre, growing the number of
-states until the window is covered (one LU, :class:`ShiftInvert`). Reusing that LU at another k as a
+states until the window is covered (one LU, :class:`ShiftInvert`; SuperLU, or MKL PARDISO with
+nested-dissection ordering for ≥ 10⁴ orbitals when installed: :mod:`.sparse_factor`). Reusing that LU at another k as a
 preconditioner does not pay (``benchmarks/window_eigensolver.py``).
 
 :func:`to_sisl` converts the blocks to a :class:`sisl.Hamiltonian` (same physics, sisl's
@@ -135,7 +136,7 @@ class ShiftInvert:
     :meth:`nearest`, e.g. while :func:`states_in_window` grows the number of states it asks for.
     """
 
-    def __init__(self, h: HamiltonianR, k_cart: np.ndarray, sigma: float, factorization: str = "superlu"):
+    def __init__(self, h: HamiltonianR, k_cart: np.ndarray, sigma: float, factorization: str = "auto"):
         self.sigma = float(sigma)
         self.hk = h.hk(k_cart).tocsc()
         self.sk = None if h.s_values is None else h.sk(k_cart).tocsc()
@@ -164,7 +165,7 @@ class ShiftInvert:
 
 def states_in_window(h: HamiltonianR, k_cart: np.ndarray, e_min: float, e_max: float, solver: str = "auto",
                      sparse_threshold: int = SPARSE_THRESHOLD, n_guess: int = 16,
-                     factorization: str = "superlu") -> tuple[np.ndarray, np.ndarray]:
+                     factorization: str = "auto") -> tuple[np.ndarray, np.ndarray]:
     """All eigenpairs of H(k) ψ = E S(k) ψ with e_min ≤ E ≤ e_max (eV) at ``k_cart`` (Å⁻¹).
 
     Returns (energies (n,) ascending, eV; eigenvectors (N_orb, n) as S-orthonormal columns), n ≥ 0.
@@ -174,7 +175,8 @@ def states_in_window(h: HamiltonianR, k_cart: np.ndarray, e_min: float, e_max: f
     every state inside has been found, they are the nearest to the centre). The next request is the
     larger of 2n and 1.25 n·(half width)/(distance of the farthest state found), i.e. the window's count
     at the density of states found so far. ``factorization``: how the sparse path factorises
-    H − σ S (:func:`~aiida_mlepi.core.sparse_factor.factorize`: 'superlu', 'pardiso' or 'auto').
+    H − σ S (:func:`~aiida_mlepi.core.sparse_factor.factorize`: 'superlu', 'pardiso' or 'auto' = PARDISO
+    from 10⁴ orbitals when ``pypardiso`` is installed, extra ``aiida-mlepi[sparse]``, else SuperLU).
     """
     e_min, e_max = float(e_min), float(e_max)
     if not (np.isfinite(e_min) and np.isfinite(e_max)) or e_max < e_min:

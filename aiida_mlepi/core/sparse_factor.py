@@ -27,6 +27,9 @@ import scipy.sparse.linalg
 
 #: factorisation methods, in the order ``"auto"`` tries them
 FACTORIZATIONS = ("pardiso", "superlu")
+#: ``"auto"`` uses PARDISO (when installed) from this many rows up, SuperLU below: measured crossover between
+#: 976 orbitals (SuperLU 7× less CPU) and 44,656 (see the module docstring); 10⁴ lies in between
+PARDISO_MIN_SIZE = 10_000
 #: SuperLU column orderings accepted by :func:`factorize`
 SUPERLU_ORDERINGS = ("COLAMD", "MMD_AT_PLUS_A", "MMD_ATA", "NATURAL")
 
@@ -65,10 +68,12 @@ def pardiso_available() -> bool:
     return True
 
 
-def resolve_factorization(method: str = "auto") -> str:
-    """``"auto"`` → the first available of :data:`FACTORIZATIONS`; otherwise check ``method``."""
+def resolve_factorization(method: str = "auto", size: int | None = None) -> str:
+    """``"auto"`` → PARDISO if installed and ``size`` ≥ :data:`PARDISO_MIN_SIZE` (or size unknown), else
+    SuperLU; otherwise check ``method``."""
     if method == "auto":
-        return "pardiso" if pardiso_available() else "superlu"
+        large = size is None or size >= PARDISO_MIN_SIZE
+        return "pardiso" if large and pardiso_available() else "superlu"
     if method not in FACTORIZATIONS:
         raise FactorizationError(f"unknown factorisation {method!r}: use 'auto' or one of {list(FACTORIZATIONS)}")
     if method == "pardiso" and not pardiso_available():
@@ -79,7 +84,7 @@ def resolve_factorization(method: str = "auto") -> str:
 
 def factorize(a: sp.spmatrix, method: str = "auto", ordering: str = "COLAMD") -> Factorization:
     """Factorise the square sparse matrix ``a`` with ``method`` (see the module docstring)."""
-    method = resolve_factorization(method)
+    method = resolve_factorization(method, a.shape[0])
     if a.shape[0] != a.shape[1]:
         raise FactorizationError(f"need a square matrix, got shape {a.shape}")
     if method == "superlu":

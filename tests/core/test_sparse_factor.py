@@ -9,7 +9,8 @@ import scipy.sparse as sp
 
 from aiida_mlepi.core.bands import ShiftInvert, states_in_window
 from aiida_mlepi.core.engine import ReferenceEngine
-from aiida_mlepi.core.sparse_factor import FactorizationError, factorize, pardiso_available, resolve_factorization
+from aiida_mlepi.core.sparse_factor import (PARDISO_MIN_SIZE, FactorizationError, factorize, pardiso_available,
+                                            resolve_factorization)
 from aiida_mlepi.core.stacking import twisted_bilayer_graphene
 
 needs_pardiso = pytest.mark.skipif(not pardiso_available(),
@@ -72,6 +73,8 @@ def test_bad_factorization_names():
     with pytest.raises(FactorizationError, match="SuperLU ordering"):
         factorize(sp.identity(3, format="csc"), "superlu", ordering="METIS")
     assert resolve_factorization("auto") == ("pardiso" if pardiso_available() else "superlu")
+    assert resolve_factorization("auto", size=PARDISO_MIN_SIZE - 1) == "superlu"  # small: SuperLU is faster
+    assert factorize(sp.identity(3, format="csc"), "auto").method == "superlu"
 
 
 @pytest.mark.skipif(pardiso_available(), reason="checks the message shown when pypardiso is missing")
