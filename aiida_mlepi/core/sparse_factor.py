@@ -11,9 +11,13 @@ one A; its cost and memory are those of the factorisation, set by the fill-reduc
   so a complex A = A_r + i A_i is factorised as its real equivalent [[A_r, −A_i], [A_i, A_r]] of twice
   the size (same solution x = x_r + i x_i); a real A (Γ, or zone-boundary k of a real H(R)) directly.
 
-Measured on the 1.08° twisted bilayer (44,656 orbitals; ``benchmarks/magic_angle_bands.py``): see the
-numbers in that benchmark's docstring; ``"auto"`` picks PARDISO when ``pypardiso`` imports, SuperLU
-otherwise.
+Measured (``benchmarks/large_twisted_bands.py``, 2-core machine shared with ~30 other processes, so CPU
+seconds are quoted): 1.08° twisted bilayer, engine H(Γ_m) − σ, 44,656 orbitals, 7.1 M non-zeros, 12 states
+nearest E_F: PARDISO factorises in 10.8 s CPU (fill 48.8 M, 2 MKL threads) + 32.8 s CPU of Lanczos, process
+peak 1.3 GiB; SuperLU (MMD_AT_PLUS_A) had not finished the factorisation after 99 s CPU (stopped), and the
+1.79° cell (16k orbitals) took 100–235 s with SuperLU fill 60–78 M before. At 976 orbitals (7.3° cell)
+SuperLU needs 0.2 s CPU and PARDISO 1.4 s. Hence ``"auto"``: PARDISO from :data:`PARDISO_MIN_SIZE`
+orbitals when ``pypardiso`` imports, SuperLU otherwise.
 """
 
 from __future__ import annotations
