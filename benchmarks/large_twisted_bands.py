@@ -3,13 +3,13 @@
 1. Builds the commensurate twisted bilayer nearest ``--angle`` (r = 1 cells: 1.08° is (m, r) = (30, 1),
    11,164 atoms, 44,656 sp³ orbitals) and its H(R) from the reference engine and from a HedgeNet-Electron
    (``--model``, e.g. from ``benchmarks/twist_model.py``; without it an untrained network: timings only).
-2. Compares sparse factorisations for shift-invert Lanczos (``eigsh`` with σ near E_F) on the engine's
-   H(k) at one k (``--compare-k``): each in a forked child process with a wall-time cap, reporting
+2. Compares sparse factorisations for shift-invert Lanczos (``eigsh`` with σ near E_F) on the first
+   source's H(k) at one k (``--compare-k``): each in a child process with a wall-time cap, reporting
    factorisation and Lanczos time (wall and CPU: on a loaded machine CPU time is the fair measure), fill
    and the child's extra peak memory. The fastest (CPU) is used for the bands unless ``--factorization``.
 3. The ``--bands`` states nearest σ at Γ_m, K_m, M_m for each H(R); the four flat bands (2 valleys; spin
-   not counted) are the 4 consecutive states whose middle (between the 2nd and 3rd) is nearest E_CNP, E_CNP = mean of the four
-   states nearest σ at K_m (the moiré Dirac points). Flat-band width = max − min of them over the k computed
+   not counted) are the 4 consecutive states whose middle (between the 2nd and 3rd) is nearest E_CNP, E_CNP = the 4-fold level nearest σ
+   at K_m (the moiré Dirac points of both valleys; σ otherwise). Flat-band width = max − min of them over the k computed
    (a lower bound of the width over the whole moiré zone).
 4. Prints the continuum-model expectation (:mod:`aiida_mlepi.core.continuum`, Bistritzer–MacDonald 2011)
    at the same angle and k, with BM's parameters and with this tight-binding model's own ħv_F (monolayer
@@ -116,11 +116,12 @@ def continuum_parameters(source) -> tuple[float, float, float]:
 
 def flat_band_width(bands: dict[str, np.ndarray], sigma: float) -> tuple[float, float, dict[str, np.ndarray]]:
     """(width eV, E_CNP eV, the 4 flat states per k) from the states nearest σ at each k (see module doc)."""
-    if "K_m" in bands:
-        near = bands["K_m"][np.argsort(np.abs(bands["K_m"] - sigma))[:4]]
-        e_cnp = float(near.mean())
-    else:
-        e_cnp = sigma
+    e_cnp = sigma
+    if "K_m" in bands:  # the Dirac points of both valleys: the 4-fold level at K_m nearest σ (C₂T, C₃)
+        e = np.sort(bands["K_m"])
+        quartets = [e[i:i + 4].mean() for i in range(len(e) - 3) if e[i + 3] - e[i] < 1e-4]  # within 0.1 meV
+        if quartets:
+            e_cnp = float(min(quartets, key=lambda x: abs(x - sigma)))
     flat = {}
     for label, e in bands.items():
         e = np.sort(e)  # 4 consecutive states whose middle (between the 2nd and 3rd) is nearest E_CNP
@@ -157,8 +158,9 @@ def _child(queue, hk, sigma, n, method, ordering):
 
 
 def compare_factorizations(hk, sigma, n, specs, timeout_s) -> dict[str, dict]:
-    """Run each ``method[:ordering]`` in a forked child (fresh peak memory, killable at ``timeout_s``)."""
-    ctx = multiprocessing.get_context("fork")
+    """Run each ``method[:ordering]`` in a child process (own peak memory, stopped after ``timeout_s``)."""
+    # spawn, not fork: a child forked after torch/MKL started their OpenMP pools hangs in PARDISO
+    ctx = multiprocessing.get_context("spawn")
     results = {}
     for spec in specs:
         method, _, ordering = spec.partition(":")
