@@ -16,7 +16,8 @@ Solvers (:func:`states_at`):
 
 :func:`states_in_window` gives every eigenpair in an energy window [e_min, e_max] (e.g. around E_F),
 dense by ``subset_by_value`` or sparse by shift-invert around the window centre, growing the number of
-states until the window is covered (one LU, :class:`ShiftInvert`). Reusing that LU at another k as a
+states until the window is covered (one LU, :class:`ShiftInvert`; SuperLU, or MKL PARDISO with
+nested-dissection ordering for ≥ 10⁴ orbitals when installed: :mod:`.sparse_factor`). Reusing that LU at another k as a
 preconditioner does not pay (``benchmarks/window_eigensolver.py``).
 
 :func:`eigh_subset` is the dense subset solve of the unfolding (many k per configuration): ``precision='mixed'``
@@ -42,6 +43,7 @@ import scipy.sparse as sp
 import scipy.sparse.linalg
 
 from .hamiltonian import HamiltonianR
+from .sparse_factor import factorize
 
 #: above this many orbitals ``solver="auto"`` uses sparse shift-invert instead of dense eigh
 SPARSE_THRESHOLD = 4000
@@ -204,12 +206,12 @@ class ShiftInvert:
     :meth:`nearest`, e.g. while :func:`states_in_window` grows the number of states it asks for.
     """
 
-    def __init__(self, h: HamiltonianR, k_cart: np.ndarray, sigma: float):
+    def __init__(self, h: HamiltonianR, k_cart: np.ndarray, sigma: float, factorization: str = "auto"):
         self.sigma = float(sigma)
         self.hk = h.hk(k_cart).tocsc()
         self.sk = None if h.s_values is None else h.sk(k_cart).tocsc()
         shifted = self.hk - self.sigma * (sp.identity(h.num_orbitals, format="csc") if self.sk is None else self.sk)
-        self.lu = scipy.sparse.linalg.splu(shifted.tocsc())
+        self.lu = factorize(shifted, factorization)  #: the factorised H(k) − σ S(k) (:mod:`.sparse_factor`)
         n = h.num_orbitals
         self.solves = 0  #: linear solves with the LU so far (one per Lanczos step)
         self.op_inverse = scipy.sparse.linalg.LinearOperator((n, n), matvec=self._solve, dtype=complex)
@@ -232,8 +234,8 @@ class ShiftInvert:
 
 
 def states_in_window(h: HamiltonianR, k_cart: np.ndarray, e_min: float, e_max: float, solver: str = "auto",
-                     sparse_threshold: int = SPARSE_THRESHOLD,
-                     n_guess: int = 16) -> tuple[np.ndarray, np.ndarray]:
+                     sparse_threshold: int = SPARSE_THRESHOLD, n_guess: int = 16,
+                     factorization: str = "auto") -> tuple[np.ndarray, np.ndarray]:
     """All eigenpairs of H(k) ψ = E S(k) ψ with e_min ≤ E ≤ e_max (eV) at ``k_cart`` (Å⁻¹).
 
     Returns (energies (n,) ascending, eV; eigenvectors (N_orb, n) as S-orthonormal columns), n ≥ 0.
@@ -242,7 +244,9 @@ def states_in_window(h: HamiltonianR, k_cart: np.ndarray, e_min: float, e_max: f
     for ``n_guess`` states, then for more until the farthest state found lies outside the window (then
     every state inside has been found, they are the nearest to the centre). The next request is the
     larger of 2n and 1.25 n·(half width)/(distance of the farthest state found), i.e. the window's count
-    at the density of states found so far.
+    at the density of states found so far. ``factorization``: how the sparse path factorises
+    H − σ S (:func:`~aiida_mlepi.core.sparse_factor.factorize`: 'superlu', 'pardiso' or 'auto' = PARDISO
+    from 10⁴ orbitals when ``pypardiso`` is installed, extra ``aiida-mlepi[sparse]``, else SuperLU).
     """
     e_min, e_max = float(e_min), float(e_max)
     if not (np.isfinite(e_min) and np.isfinite(e_max)) or e_max < e_min:
@@ -255,7 +259,7 @@ def states_in_window(h: HamiltonianR, k_cart: np.ndarray, e_min: float, e_max: f
         # LAPACK's interval is (a, b]: open it just below e_min
         return scipy.linalg.eigh(hk, sk, subset_by_value=(np.nextafter(e_min, -np.inf), e_max))
     centre, half_width = 0.5 * (e_min + e_max), 0.5 * (e_max - e_min)
-    solver_k = ShiftInvert(h, k_cart, centre)
+    solver_k = ShiftInvert(h, k_cart, centre, factorization)
     n = min(n_guess, solver_k.size - 2)
     while True:
         vals, vecs = solver_k.nearest(n)
