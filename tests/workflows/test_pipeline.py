@@ -263,19 +263,29 @@ def test_cli_table_of_the_summary(pipeline):
 
 
 def test_results_command_shows_the_stored_pipeline(pipeline):
-    """``aiida-mlepi results`` finds the pipeline's summary with the QueryBuilder and prints its table."""
-    from click.testing import CliRunner
+    """``aiida-mlepi results`` finds the pipeline's summary with the QueryBuilder and prints its table.
 
-    from aiida_mlepi.cli import cmd_root
+    Run as its own process on this session's profile: the command configures logging and loads profiles as a
+    command line does, which must not happen inside the test session."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from aiida.manage import get_manager
+    from aiida.manage.configuration import get_config
+
     from aiida_mlepi.cli.tables import pipeline_table
 
     results, _ = pipeline
     summary = results["summary"]
-    material = summary["material"]
-    shown = CliRunner().invoke(cmd_root, ["results", "--material", material, "--last", "5"])
-    assert shown.exit_code == 0, shown.output
-    assert f"--- pipeline summary node {summary.pk} " in shown.output
-    assert pipeline_table(summary.get_dict()) in shown.output
+    env = {**os.environ, "AIIDA_PATH": str(Path(get_config().dirpath).parent)}
+    shown = subprocess.run([sys.executable, "-m", "aiida_mlepi.cli", "-p", get_manager().get_profile().name,
+                            "results", "--material", summary["material"], "--last", "5"],
+                           capture_output=True, text=True, env=env, timeout=300, stdin=subprocess.DEVNULL)
+    assert shown.returncode == 0, shown.stderr[-2000:]
+    assert f"--- pipeline summary node {summary.pk} " in shown.stdout
+    assert pipeline_table(summary.get_dict()) in shown.stdout
 
 
 # ------------------------------------------------------------------ committee uncertainty
