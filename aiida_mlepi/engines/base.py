@@ -92,6 +92,10 @@ class DatasetEngine(ABC):
         """The stored HamiltonianData output of a member process (only if ``provides_hamiltonian``)."""
         raise MemberFailure(f"engine {self.name!r} does not provide H(R)")
 
+    #: whether the engine's H(R) is in an orthogonal basis (S(R) = identity), the only kind HedgeNet-Electron
+    #: learns and predicts (an LCAO basis such as GPAW's has S(R) ≠ 1, see core.ml.hedgenet_electron)
+    orthogonal_basis: ClassVar[bool] = False
+
     #: whether :meth:`forces_node` gives the forces as a stored ArrayData (finite-difference phonons)
     provides_forces_node: ClassVar[bool] = False
 

@@ -74,6 +74,7 @@ class ReferenceDatasetEngine(ForcesArrayEngine):
 
     name = "reference"
     provides_hamiltonian = True
+    orthogonal_basis = True
 
     def unsupported_elements(self, symbols: set[str]) -> list[str]:
         return sorted(set(symbols) - set(SUPPORTED_ELEMENTS))

@@ -248,6 +248,16 @@ class MlepiWorkChain(WorkChain):
         reason = self._plan_sources(backend.provides_hamiltonian)
         if reason:
             return self._invalid(reason)
+        source = self.ctx.electron_source
+        given = self.inputs.get("electron_dataset", {}) if source == "dataset" else {}
+        if (source in ("compute", "shared") and not backend.orthogonal_basis) or any(
+                not h.base.attributes.get("orthogonal", True) for h in given.values()):
+            where = f"engine {engine!r} gives" if not given else "electron_dataset holds"
+            return self._invalid(
+                f"{where} H(R) in a non-orthogonal (LCAO) basis, S(R) ≠ 1, and HedgeNet-Electron "
+                "learns and predicts H(R) in an orthogonal basis only (S = 1; core.ml.hedgenet_electron): give "
+                "hamiltonian_model (or electron_dataset) from an orthogonal-basis engine, or run the phonon half alone "
+                "(benchmarks/pipeline_gpaw.py --phonon-check)")
         return None
 
     def _production_problem(self) -> str | None:

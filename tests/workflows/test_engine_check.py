@@ -92,8 +92,9 @@ def _hbn_bilayer():
 
 
 def test_pipeline_check_engine_validation(relaxed_ab_bilayer, aiida_profile):
-    """Clear 302/301 messages: an engine without H(R) cannot do the check; GPAW needs its code; B and N are
-    refused with the carbon-only reference engine but accepted with GPAW (validation then stops at the code)."""
+    """Clear 302/301 messages: an engine without H(R) cannot do the check; GPAW needs its code; GPAW's
+    non-orthogonal H(R) cannot train HedgeNet-Electron (S = 1 only); B and N are refused with the carbon-only
+    reference engine but pass the element check with GPAW."""
     from aiida.engine import run_get_node
 
     from aiida_mlepi.codes import ensure_local_python_code
@@ -107,13 +108,18 @@ def test_pipeline_check_engine_validation(relaxed_ab_bilayer, aiida_profile):
                                                                     protocol="gpaw_cpu", code=code))
     assert node.exit_status == 302 and "ground-truth check: engine_inputs.code" in node.exit_message, \
         node.exit_message
+    _, node = run_get_node(MlepiWorkChain.get_builder_from_protocol(relaxed_ab_bilayer, engine="gpaw",
+                                                                    protocol="gpaw_cpu", code=code,
+                                                                    engine_inputs={"code": code}))
+    assert node.exit_status == 302 and "non-orthogonal (LCAO) basis" in node.exit_message, node.exit_message
+    assert not node.called  # refused before the (GPAW) datasets
     hbn = _hbn_bilayer()
     _, node = run_get_node(MlepiWorkChain.get_builder_from_protocol(hbn, protocol="fast", code=code))
     assert node.exit_status == 301 and "B, N" in node.exit_message
     builder = MlepiWorkChain.get_builder_from_protocol(hbn, engine="gpaw", protocol="gpaw_cpu", code=code,
                                                        overrides={"n_check": 0})
-    _, node = run_get_node(builder)  # no engine_inputs.code for the datasets: the dataset's own validation
-    assert node.exit_status != 301 and not node.is_finished_ok
+    _, node = run_get_node(builder)  # B and N pass the engine's element check; the electron model stops it
+    assert node.exit_status == 302 and "non-orthogonal (LCAO) basis" in node.exit_message, node.exit_message
 
 
 def test_gpaw_protocol_builder(relaxed_ab_bilayer, aiida_profile):
