@@ -183,7 +183,7 @@ def phonon_check(material: str, args) -> None:
     from aiida_mlepi.calculations.training import HedgeNetPhononTrainingCalculation
     from aiida_mlepi.workchains.dataset import protocol_inputs
     from aiida_mlepi.workchains.phonons import PhononWorkChain
-    from aiida_mlepi.workchains.pipeline import PROTOCOL_FILE
+    from aiida_mlepi.workchains.pipeline import PROTOCOL_FILE, structure_atomic_numbers
 
     key = dataset_key(material, args)
     dataset = find_dataset(key)
@@ -198,9 +198,12 @@ def phonon_check(material: str, args) -> None:
         job = jobs[0]
     else:
         training = values["phonon_training"]
+        parameters = dict(training["training_parameters"])
+        numbers = structure_atomic_numbers(unit_cell(material))
+        parameters["model"] = {**parameters["model"], "atomic_numbers": numbers,
+                               "atomic_energies": [0.0] * len(numbers)}
         _, job = run_get_node(HedgeNetPhononTrainingCalculation, code=local_python_code(),
-                              dataset=dataset.outputs.dataset,
-                              training_parameters=orm.Dict(training["training_parameters"]),
+                              dataset=dataset.outputs.dataset, training_parameters=orm.Dict(parameters),
                               metadata={"options": training.get("options") or {}})
     training_s = (job.mtime - job.ctime).total_seconds()
     qb = orm.QueryBuilder().append(PhononWorkChain, filters={"attributes.exit_status": {"in": [0, 410]}},

@@ -82,6 +82,13 @@ def choose_checked_samples(labels: list[str], n_check: int, pairs: bool, seed: i
     return [label for k in sorted(picked.tolist()) for label in groups[k]]
 
 
+def structure_atomic_numbers(structure: LayeredStructureData) -> list[int]:
+    """Sorted atomic numbers of the elements of ``structure``."""
+    from ase.data import atomic_numbers
+
+    return sorted(atomic_numbers[symbol] for symbol in structure_elements(structure))
+
+
 def stage_wall_time(nodes: list[orm.ProcessNode]) -> float | None:
     """Seconds from the first node's creation to the last node's last change (None without nodes)."""
     if not nodes:
@@ -215,7 +222,13 @@ class MlepiWorkChain(WorkChain):
                                                                  dataset.get("overrides"), engine_inputs)
                 builder[f"{which}_data"] = {key: sub[key] for key in sub if key not in DATASET_OWN_INPUTS}
             training = values[f"{which}_training"]
-            builder[f"{which}_training"].training_parameters = orm.Dict(training["training_parameters"])
+            parameters = training["training_parameters"]
+            if which == "phonon" and "atomic_numbers" not in parameters.get("model", {}):
+                # HedgeNet-Phonon's species are the structure's (its default is carbon only); E0 = 0 as the default
+                numbers = structure_atomic_numbers(structure)
+                parameters = {**parameters, "model": {**parameters.get("model", {}), "atomic_numbers": numbers,
+                                                      "atomic_energies": [0.0] * len(numbers)}}
+            builder[f"{which}_training"].training_parameters = orm.Dict(parameters)
             for option, value in (training.get("options") or {}).items():
                 builder[f"{which}_training"].metadata.options[option] = value
         check = values.get("check") or {}

@@ -137,3 +137,17 @@ def test_gpaw_protocol_builder(relaxed_ab_bilayer, aiida_profile):
     assert builder.phonon_data.engine_inputs["code"].uuid == code.uuid
     assert builder.supercell_matrix.get_list() == [3, 3, 1] and builder.n_check.value == 2
     assert builder.check.kpoints_mesh.get_list() == [3, 3, 1] and builder.check.max_concurrent.value == 2
+
+
+def test_builder_gives_hedgenet_phonon_the_structure_species(relaxed_ab_bilayer, aiida_profile):
+    """HedgeNet-Phonon's default species is carbon only: the builder sets atomic_numbers from the structure
+    (B, N for hBN; the training rejected the hBN GPAW dataset with the default, measured)."""
+    from aiida_mlepi.workchains.pipeline import MlepiWorkChain
+
+    for structure, numbers in ((relaxed_ab_bilayer, [6]), (_hbn_bilayer(), [5, 7])):
+        builder = MlepiWorkChain.get_builder_from_protocol(structure, engine="gpaw", protocol="gpaw_cpu")
+        assert builder.phonon_training.training_parameters["model"]["atomic_numbers"] == numbers
+    model = {"atomic_numbers": [6, 7], "atomic_energies": [0.0, 0.0]}
+    builder = MlepiWorkChain.get_builder_from_protocol(relaxed_ab_bilayer, protocol="fast", overrides={
+        "phonon_training": {"training_parameters": {"model": model}}})
+    assert builder.phonon_training.training_parameters["model"]["atomic_numbers"] == [6, 7]  # given: kept
