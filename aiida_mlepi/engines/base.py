@@ -27,6 +27,14 @@ entry-point group :data:`ENTRY_POINT_GROUP` (``aiida_mlepi.dataset_engines``) of
 Units the engine must deliver: total energy in eV (the free energy whose derivative the forces
 are, i.e. force-consistent), forces in eV/Å, ordered like the sites of the input structure;
 H(R) in eV and S(R) in the project's OpenMX orbital order (see :mod:`aiida_mlepi.core.hamiltonian`).
+
+The same interface serves the ground-truth check of :class:`~aiida_mlepi.workchains.pipeline.MlepiWorkChain`
+and ``force_provider='engine'`` of :class:`~aiida_mlepi.workchains.phonons.PhononWorkChain`: the engine's
+H(R) of the checked samples and of the static supercell (``process_inputs(..., hamiltonian=True, ...)`` →
+:meth:`DatasetEngine.hamiltonian_node`) and its forces of the displaced production supercells
+(``hamiltonian=False`` → :meth:`DatasetEngine.forces_node`, an ArrayData with ``forces`` (N, 3) eV/Å and
+``energy`` (1,) eV), each run through the engine's own process (a CalcJob for GPAW).
+:meth:`DatasetEngine.unsupported_elements` says which elements the engine cannot treat.
 """
 
 from __future__ import annotations
@@ -83,6 +91,23 @@ class DatasetEngine(ABC):
     def hamiltonian_node(self, node: orm.ProcessNode) -> orm.Data:
         """The stored HamiltonianData output of a member process (only if ``provides_hamiltonian``)."""
         raise MemberFailure(f"engine {self.name!r} does not provide H(R)")
+
+    #: whether the engine's H(R) is in an orthogonal basis (S(R) = identity), the only kind HedgeNet-Electron
+    #: learns and predicts (an LCAO basis such as GPAW's has S(R) ≠ 1, see core.ml.hedgenet_electron)
+    orthogonal_basis: ClassVar[bool] = False
+
+    #: whether :meth:`forces_node` gives the forces as a stored ArrayData (finite-difference phonons)
+    provides_forces_node: ClassVar[bool] = False
+
+    def forces_node(self, node: orm.ProcessNode) -> orm.ArrayData:
+        """Stored ArrayData of a terminated process with arrays ``forces`` (N, 3) eV/Å and ``energy`` (1,) eV
+        (the layout of :func:`aiida_mlepi.engines.reference.energy_forces_node`), for the phonons of
+        ``force_provider='engine'``. Raises :class:`MemberFailure` if the process failed."""
+        raise MemberFailure(f"engine {self.name!r} gives no forces node for phonons")
+
+    def unsupported_elements(self, symbols: set[str]) -> list[str]:
+        """Chemical symbols among ``symbols`` the engine has no parameters for (sorted; none by default)."""
+        return []
 
 
 def failure_reason(node: orm.ProcessNode) -> str | None:

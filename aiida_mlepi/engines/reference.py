@@ -9,7 +9,7 @@ from aiida import orm
 from aiida.engine import calcfunction
 
 from aiida_mlepi.calculations.engine import make_engine, structure_labels
-from aiida_mlepi.core.engine import EngineParameters
+from aiida_mlepi.core.engine import SUPPORTED_ELEMENTS, EngineParameters
 from aiida_mlepi.data.hamiltonian import HamiltonianData
 from aiida_mlepi.data.layered_structure import LayeredStructureData
 
@@ -50,8 +50,13 @@ class ForcesArrayEngine(DatasetEngine):
     """An engine whose process returns ``forces`` (see :func:`energy_forces_node`) and, when asked,
     ``hamiltonian`` (HamiltonianData): the shared result handling of the reference and GPAW engines."""
 
+    provides_forces_node = True
+
     def result_nodes(self, node: orm.ProcessNode) -> dict[str, orm.Data]:
         return {"forces": require_output(node, "forces")}
+
+    def forces_node(self, node: orm.ProcessNode) -> orm.ArrayData:
+        return require_output(node, "forces")
 
     @staticmethod
     def energy_and_forces(nodes: dict[str, orm.Data]) -> tuple[float, np.ndarray]:
@@ -69,6 +74,10 @@ class ReferenceDatasetEngine(ForcesArrayEngine):
 
     name = "reference"
     provides_hamiltonian = True
+    orthogonal_basis = True
+
+    def unsupported_elements(self, symbols: set[str]) -> list[str]:
+        return sorted(set(symbols) - set(SUPPORTED_ELEMENTS))
 
     def validate(self, structure, parameters, kpoints_mesh, hamiltonian, engine_inputs) -> str | None:
         try:

@@ -120,7 +120,9 @@ class EpiLoopWorkChain(WorkChain):
         structure = self.inputs.structure
         if structure.num_layers < 2:
             return self.exit_codes.ERROR_SINGLE_LAYER.format(count=structure.num_layers)
-        missing = unsupported_elements(structure)
+        # the reference engine has parameters for carbon only; HedgeNet models check their own elements below
+        uses_reference = "reference" in (self.inputs.force_provider.value, self.inputs.hamiltonian_provider.value)
+        missing = unsupported_elements(structure) if uses_reference else []
         if missing:
             return self.exit_codes.ERROR_UNSUPPORTED_ELEMENT.format(elements=", ".join(missing))
         problem = temperatures_problem(self.inputs.temperatures_k.get_list())

@@ -16,6 +16,10 @@ With ``inference.mode = 'calcjob'`` (and the HedgeNet provider) the H(R) of all 
 batched CalcJob (``mlepi.predict_hamiltonians``, e.g. on a GPU node; see :mod:`.inference`) submitted
 before the per-configuration loop; the loop then uses its outputs ``hamiltonians.<label>`` in place of
 the per-sample calcfunctions. Exit code 404 when that job fails.
+
+``hamiltonian_provider='engine'`` takes the H(R) of every configuration from the input ``hamiltonians``
+(same labels as ``structures``), computed elsewhere by a dataset engine's own processes (e.g. GPAW CalcJobs
+of the pipeline's ground-truth check, :mod:`aiida_mlepi.workchains.engine_jobs`).
 """
 
 from __future__ import annotations
@@ -38,6 +42,8 @@ from .inference import define_inference_inputs, inference_job_inputs, inference_
 from .resume import resumable_call, resumable_submit
 
 
+#: Hamiltonian providers of this WorkChain: the loop's, and 'engine' (H(R) given as `hamiltonians`)
+OBSERVABLE_PROVIDERS = (*HAMILTONIAN_PROVIDERS, "engine")
 #: the observable estimators (``settings['estimator']``)
 ESTIMATORS = ("spectral", "chord")
 
@@ -74,8 +80,11 @@ class ObservableWorkChain(WorkChain):
                    help="Unfolded spectrum of the undisplaced supercell (same provider and estimator): the "
                         "reference of the spectral estimator.")
         spec.input("hamiltonian_provider", valid_type=orm.Str, default=lambda: orm.Str("reference"),
-                   help=f"Which model gives H(R): one of {HAMILTONIAN_PROVIDERS} "
-                        "('hedgenet' needs hamiltonian_model).")
+                   help=f"Which model gives H(R): one of {OBSERVABLE_PROVIDERS} "
+                        "('hedgenet' needs hamiltonian_model, 'engine' needs hamiltonians).")
+        spec.input_namespace("hamiltonians", valid_type=HamiltonianData, dynamic=True, required=False,
+                             help="H(R) of every structure (same labels), computed by a dataset engine "
+                                  "(hamiltonian_provider='engine').")
         spec.input("hamiltonian_model", valid_type=TrainedModelData, required=False,
                    help="Trained HedgeNet-Electron used with hamiltonian_provider='hedgenet'.")
         spec.input("engine_parameters", valid_type=orm.Dict, default=lambda: orm.Dict({}))
@@ -100,9 +109,15 @@ class ObservableWorkChain(WorkChain):
         if not self.inputs.structures:
             return self.exit_codes.ERROR_INVALID_INPUT.format(reason="no structures given")
         provider = self.inputs.hamiltonian_provider.value
-        if provider not in HAMILTONIAN_PROVIDERS:
+        if provider not in OBSERVABLE_PROVIDERS:
             return self.exit_codes.ERROR_INVALID_INPUT.format(
-                reason=f"hamiltonian_provider {provider!r} is not one of {HAMILTONIAN_PROVIDERS}")
+                reason=f"hamiltonian_provider {provider!r} is not one of {OBSERVABLE_PROVIDERS}")
+        given = sorted(self.inputs.get("hamiltonians", {}))
+        if (provider == "engine") != bool(given) or (given and given != sorted(self.inputs.structures)):
+            return self.exit_codes.ERROR_INVALID_INPUT.format(
+                reason="hamiltonians (one H(R) per structure, same labels) go with hamiltonian_provider='engine' "
+                       f"only; got provider {provider!r}, labels {given} for structures "
+                       f"{sorted(self.inputs.structures)}")
         if provider == "hedgenet":
             problem = electron_model_problem(self.inputs.get("hamiltonian_model"))
             if problem:
@@ -169,11 +184,14 @@ class ObservableWorkChain(WorkChain):
 
         Every call is labelled with ``label`` (``resumable_call``), so a rerun after an interruption reuses it.
         """
-        hamiltonian = self.ctx.predicted.get(label)
-        if hamiltonian is None:
-            hamiltonian = hamiltonian_of(self, f"hamiltonian_{label}", structure,
-                                         self.inputs.hamiltonian_provider.value,
-                                         self.inputs.get("hamiltonian_model"), self.inputs.engine_parameters)
+        if self.inputs.hamiltonian_provider.value == "engine":
+            hamiltonian = self.inputs.hamiltonians[label]
+        else:
+            hamiltonian = self.ctx.predicted.get(label)
+            if hamiltonian is None:
+                hamiltonian = hamiltonian_of(self, f"hamiltonian_{label}", structure,
+                                             self.inputs.hamiltonian_provider.value,
+                                             self.inputs.get("hamiltonian_model"), self.inputs.engine_parameters)
         if estimator_of(self.inputs.settings) == "chord":
             result, _ = resumable_call(self, compute_fermi_velocity, f"fermi_velocity_{label}",
                                        hamiltonian, self.inputs.settings)

@@ -6,6 +6,11 @@ finished supercells nor leaves a process node active (see :mod:`aiida_mlepi.work
 The model forces run in one batched calcfunction, or — ``inference.mode = 'calcjob'`` (see
 :mod:`.inference`) — in one ``mlepi.predict_forces`` CalcJob on the computer of ``inference.code`` (exit
 code 404 when it fails).
+
+``force_provider='engine'`` takes the forces from any dataset engine (input ``engine``, e.g. ``'gpaw'``,
+with its ``engine_inputs``), one engine process per displaced supercell (a CalcJob for GPAW), at most
+``max_concurrent`` at a time (:mod:`aiida_mlepi.workchains.engine_jobs`). With ``engine='reference'`` this
+gives the same forces as ``force_provider='reference'`` through the engine's dataset process.
 """
 
 from __future__ import annotations
@@ -20,10 +25,15 @@ from aiida_mlepi.calculations.phonons import collect_supercell_modes, generate_d
 from aiida_mlepi.data.layered_structure import LayeredStructureData
 from aiida_mlepi.data.model import TrainedModelData
 from aiida_mlepi.data.phonon_modes import PhononModesData
+from aiida_mlepi.engines.base import UnknownEngineError, available_engines, get_engine
 
 from .common import FORCE_PROVIDERS, child_failure, progress_message, structure_elements, unsupported_elements
+from .engine_jobs import EngineJobs, engine_result
 from .inference import define_inference_inputs, inference_job_inputs, inference_mode, inference_problem
 from .resume import resumable_call, resumable_submit
+
+#: force providers of the phonons: those of the loop and ``'engine'`` (any dataset engine, input ``engine``)
+PHONON_FORCE_PROVIDERS = (*FORCE_PROVIDERS, "engine")
 
 
 def model_input_problem(model: TrainedModelData | None, structure: LayeredStructureData) -> str | None:
@@ -57,7 +67,8 @@ class PhononWorkChain(WorkChain):
         spec.input("displacement_angstrom", valid_type=orm.Float, default=lambda: orm.Float(0.01),
                    help="Finite displacement amplitude (Å).")
         spec.input("force_provider", valid_type=orm.Str, default=lambda: orm.Str("reference"),
-                   help=f"Which model gives the forces: one of {FORCE_PROVIDERS}.")
+                   help=f"Which model gives the forces: one of {PHONON_FORCE_PROVIDERS} ('engine': the "
+                        "dataset engine named by `engine`).")
         spec.input("model", valid_type=TrainedModelData, required=False,
                    help="Trained HedgeNet-Phonon (needed with force_provider='hedgenet').")
         spec.input("model_batch_size", valid_type=orm.Int, default=lambda: orm.Int(DEFAULT_BATCH_SIZE),
@@ -67,12 +78,21 @@ class PhononWorkChain(WorkChain):
         spec.input("kpoints_mesh", valid_type=orm.List, default=lambda: orm.List([1, 1, 1]),
                    help="Γ-centred k mesh used for the forces of the supercell.")
         define_inference_inputs(spec)
+        spec.input("engine", valid_type=orm.Str, default=lambda: orm.Str("reference"),
+                   help="Dataset engine of force_provider='engine' (aiida_mlepi.dataset_engines); its "
+                        "parameters are `engine_parameters`.")
+        spec.input_namespace("engine_inputs", dynamic=True, populate_defaults=False, required=False,
+                             help="Further inputs of the engine's process (GPAW: code, options).")
+        spec.input("max_concurrent", valid_type=orm.Int, default=lambda: orm.Int(4),
+                   help="Engine processes running at once (force_provider='engine').")
         spec.outline(
             cls.validate_inputs,
             cls.displace,
             if_(cls.uses_model)(
                 cls.compute_forces_with_model,
                 cls.inspect_model_forces,
+            ).elif_(cls.uses_engine)(
+                while_(cls.has_next_supercell)(cls.submit_engine_forces, cls.collect_engine_forces),
             ).else_(
                 while_(cls.has_next_supercell)(cls.compute_next_forces),
             ),
@@ -84,14 +104,15 @@ class PhononWorkChain(WorkChain):
                        message="The force provider has no parameters for the element(s) {elements}.")
         spec.exit_code(302, "ERROR_INVALID_INPUT", message="Invalid input: {reason}")
         spec.exit_code(404, "ERROR_INFERENCE_FAILED", message="The model-forces inference job failed: {message}")
+        spec.exit_code(411, "ERROR_ENGINE_FORCES_FAILED", message="The engine forces failed: {message}")
         spec.exit_code(410, "ERROR_IMAGINARY_MODES",
                        message="{count} imaginary mode(s), lowest {lowest:.1f} cm⁻¹: the structure is not relaxed.")
 
     def validate_inputs(self):
         provider = self.inputs.force_provider.value
-        if provider not in FORCE_PROVIDERS:
+        if provider not in PHONON_FORCE_PROVIDERS:
             return self.exit_codes.ERROR_INVALID_INPUT.format(
-                reason=f"force_provider {provider!r} is not one of {FORCE_PROVIDERS}")
+                reason=f"force_provider {provider!r} is not one of {PHONON_FORCE_PROVIDERS}")
         if provider == "hedgenet":
             reason = model_input_problem(self.inputs.get("model"), self.inputs.structure)
             if reason:
@@ -99,6 +120,13 @@ class PhononWorkChain(WorkChain):
             reason = inference_problem(self, HedgeNetForcesCalculation)
             if reason:
                 return self.exit_codes.ERROR_INVALID_INPUT.format(reason=reason)
+        elif provider == "engine":
+            reason = self._engine_problem()
+            if reason:
+                return self.exit_codes.ERROR_INVALID_INPUT.format(reason=reason)
+            missing = self._engine_jobs().backend.unsupported_elements(structure_elements(self.inputs.structure))
+            if missing:
+                return self.exit_codes.ERROR_UNSUPPORTED_ELEMENT.format(elements=", ".join(missing))
         else:
             missing = unsupported_elements(self.inputs.structure)
             if missing:
@@ -111,6 +139,24 @@ class PhononWorkChain(WorkChain):
         if self.inputs.displacement_angstrom.value <= 0:
             return self.exit_codes.ERROR_INVALID_INPUT.format(reason="displacement_angstrom must be positive")
         return None
+
+    def _engine_jobs(self) -> EngineJobs:
+        return EngineJobs(self.inputs.engine.value, self.inputs.engine_parameters, self.inputs.kpoints_mesh,
+                          dict(self.inputs.get("engine_inputs", {})))
+
+    def _engine_problem(self) -> str | None:
+        name = self.inputs.engine.value
+        try:
+            backend = get_engine(name)
+        except UnknownEngineError:
+            return f"unknown engine {name!r}; registered: {', '.join(available_engines())}"
+        if not backend.provides_forces_node:
+            return f"engine {name!r} gives no forces node for phonons"
+        if self.inputs.max_concurrent.value < 1:
+            return "max_concurrent must be ≥ 1"
+        jobs = self._engine_jobs()
+        return backend.validate(self.inputs.structure, jobs.parameters.get_dict(), jobs.kpoints_mesh.get_list(),
+                                False, jobs.engine_inputs)
 
     def displace(self):
         result, _ = resumable_call(self, generate_displacements, "generate_displacements", self.inputs.structure,
@@ -144,6 +190,32 @@ class PhononWorkChain(WorkChain):
             self.ctx.forces = {label: job.outputs.forces[label] for label in self.ctx.supercells}
         total = len(self.ctx.supercells)
         self.report(progress_message("phonon-forces", total, total, "(hedgenet)"))
+        return None
+
+    def uses_engine(self) -> bool:
+        return self.inputs.force_provider.value == "engine"
+
+    def submit_engine_forces(self):
+        """Submit the next ``max_concurrent`` displaced supercells to the engine."""
+        batch = self._engine_jobs().submit_batch(self, self.ctx.supercells, self.ctx.pending, hamiltonian=False,
+                                                 prefix="forces_", max_concurrent=self.inputs.max_concurrent.value)
+        self.ctx.pending, self.ctx.batch, self.ctx.batch_failed = batch.rest, batch.keys(), batch.failed
+        for key, node in batch.done.items():
+            self.ctx[key] = node
+        return ToContext(**batch.running)
+
+    def collect_engine_forces(self):
+        backend = self._engine_jobs().backend
+        for key in self.ctx.batch:
+            if key in self.ctx.batch_failed:
+                return self.exit_codes.ERROR_ENGINE_FORCES_FAILED.format(message=self.ctx.batch_failed[key])
+            forces, reason = engine_result(backend, self.ctx[key], hamiltonian=False)
+            if forces is None:
+                return self.exit_codes.ERROR_ENGINE_FORCES_FAILED.format(message=reason)
+            self.ctx.forces[key.removeprefix("forces_")] = forces
+        total = len(self.ctx.supercells)
+        self.report(progress_message("phonon-forces", total - len(self.ctx.pending), total,
+                                     f"({self.inputs.engine.value})"))
         return None
 
     def has_next_supercell(self) -> bool:

@@ -8,11 +8,19 @@ both networks (``force_provider = hamiltonian_provider = 'hedgenet'``) ─► gr
 
 Ground-truth check (``n_check`` > 0): per temperature ``n_check`` of the loop's samples, chosen at random
 from ``check_seed`` (± pairs kept together when the loop sampled pairs), go through
-:class:`ObservableWorkChain` twice, with ``hamiltonian_provider='reference'`` (the engine) and
+:class:`ObservableWorkChain` twice, with the engine's H(R) (``hamiltonian_provider='engine'``) and with
 ``'hedgenet'``, each against its own static lattice (the undisplaced supercell through the same provider);
 ``compare_renormalisation`` gives ML − engine of every band parameter's change and whether it lies within
 the combined standard error. The engine's phonons of the production supercell (:class:`PhononWorkChain`,
-reference forces) are compared with the ML phonons mode by mode (|Δω| in cm⁻¹).
+``force_provider='engine'``) are compared with the ML phonons mode by mode (|Δω| in cm⁻¹).
+
+The engine of the check is the dataset engine (input ``engine``; any engine that gives H(R) and a forces node,
+see :mod:`aiida_mlepi.engines.base`), run through its own processes (CalcJobs for GPAW,
+:mod:`aiida_mlepi.workchains.engine_jobs`): H(R) of the checked samples and of the static supercell, forces of
+the displaced production supercells. Its settings (namespace ``check``): ``engine_parameters`` (default: those
+of the phonon dataset, so that the check and the training data agree, else ``loop.engine_parameters``),
+``kpoints_mesh`` of the production supercell (default: the loop's phonon mesh), ``engine_inputs`` (default:
+those of the phonon, else the electron dataset; GPAW: ``code``) and ``max_concurrent``.
 
 Committee uncertainty (``committee``: members per network, trained in parallel with shifted seeds; member 0
 drives the loop) and one optional round of active learning (``active_learning``): see
@@ -31,7 +39,7 @@ from typing import Any
 
 import numpy as np
 from aiida import orm
-from aiida.engine import ToContext, WorkChain, if_
+from aiida.engine import ToContext, WorkChain, if_, while_
 
 from aiida_mlepi.calculations.electron import electron_model_problem
 from aiida_mlepi.calculations.electron_training import HedgeNetElectronTrainingCalculation
@@ -39,6 +47,7 @@ from aiida_mlepi.calculations.pipeline import compare_phonon_modes, compare_reno
 from aiida_mlepi.calculations.sampling import SAMPLERS
 from aiida_mlepi.calculations.spectral import compute_unfolded_spectrum
 from aiida_mlepi.calculations.training import HedgeNetPhononTrainingCalculation
+from aiida_mlepi.core.engine.relax import supercell_kpoints_mesh
 from aiida_mlepi.data.configuration_set import ConfigurationSetData
 from aiida_mlepi.data.hamiltonian import HamiltonianData
 from aiida_mlepi.data.layered_structure import LayeredStructureData
@@ -46,10 +55,12 @@ from aiida_mlepi.data.model import TrainedModelData
 from aiida_mlepi.engines.base import UnknownEngineError, available_engines, get_engine
 
 from .committee import CommitteeSteps, member_parameters
-from .common import child_failure, define_structure_exit_codes, temperatures_problem, unsupported_elements
-from .dataset import DatasetWorkChain, protocol_inputs
+from .common import (child_failure, define_structure_exit_codes, progress_message, structure_elements,
+                     temperatures_problem)
+from .dataset import DatasetWorkChain, protocol_inputs, supercell_kpoints
+from .engine_jobs import EngineJobs, engine_result
 from .epi_loop import DEFAULT_OBSERVABLE_SETTINGS, EpiLoopWorkChain, temperature_key
-from .observable import ObservableWorkChain, hamiltonian_of
+from .observable import ObservableWorkChain
 from .phonons import PhononWorkChain, model_input_problem
 from .resume import resumable_call
 
@@ -78,6 +89,13 @@ def choose_checked_samples(labels: list[str], n_check: int, pairs: bool, seed: i
     return [label for k in sorted(picked.tolist()) for label in groups[k]]
 
 
+def structure_atomic_numbers(structure: LayeredStructureData) -> list[int]:
+    """Sorted atomic numbers of the elements of ``structure``."""
+    from ase.data import atomic_numbers
+
+    return sorted(atomic_numbers[symbol] for symbol in structure_elements(structure))
+
+
 def stage_wall_time(nodes: list[orm.ProcessNode]) -> float | None:
     """Seconds from the first node's creation to the last node's last change (None without nodes)."""
     if not nodes:
@@ -92,7 +110,7 @@ class MlepiWorkChain(CommitteeSteps, WorkChain):
     Exit codes: 300 single layer, 301 unsupported element, 302 invalid input, 401 a dataset failed,
     402 the phonon training failed, 403 the electron training failed, 404 the EPI loop failed,
     405 a ground-truth observable failed, 406 the engine phonons failed, 407 a committee member's observable
-    failed (each with the child's reason).
+    failed, 408 an engine H(R) of the ground-truth check failed (each with the child's reason).
     """
 
     @classmethod
@@ -149,6 +167,16 @@ class MlepiWorkChain(CommitteeSteps, WorkChain):
         spec.expose_inputs(HedgeNetElectronTrainingCalculation, namespace="electron_training",
                            exclude=("code", "hamiltonians"),
                            namespace_options={**optional, "help": "mlepi.train_electron inputs."})
+        spec.input_namespace("check", required=False, populate_defaults=False,
+                             help="The engine of the ground-truth check (defaults: see the module docstring).")
+        spec.input("check.engine_parameters", valid_type=orm.Dict, required=False,
+                   help="Engine parameters of the check (default: the phonon dataset's).")
+        spec.input("check.kpoints_mesh", valid_type=orm.List, required=False,
+                   help="Γ-centred k mesh of the production supercell for the engine's H(R) and forces.")
+        spec.input_namespace("check.engine_inputs", dynamic=True, required=False, populate_defaults=False,
+                             help="Further inputs of the engine's processes (GPAW: code, options).")
+        spec.input("check.max_concurrent", valid_type=orm.Int, required=False,
+                   help="Engine processes of the H(R) check (and of the engine phonons) at once (default 4).")
         spec.expose_inputs(EpiLoopWorkChain, namespace="loop", exclude=LOOP_OWN_INPUTS,
                            namespace_options={"help": "Further EpiLoopWorkChain inputs (seed, antithetic, "
                                               "engine_parameters, observable_settings, …)."})
@@ -162,7 +190,13 @@ class MlepiWorkChain(CommitteeSteps, WorkChain):
             if_(cls.does_active_learning)(
                 cls.run_labelling, cls.run_training, cls.inspect_training, cls.run_loop, cls.inspect_loop,
                 if_(cls.has_committee)(cls.run_committee, cls.inspect_committee)),
-            if_(cls.checks_ground_truth)(cls.run_ground_truth, cls.inspect_ground_truth),
+            if_(cls.checks_ground_truth)(
+                cls.run_engine_check,
+                while_(cls.has_pending_engine_hamiltonians)(cls.submit_engine_hamiltonians,
+                                                            cls.inspect_engine_hamiltonians),
+                cls.run_check_observables,
+                cls.inspect_ground_truth,
+            ),
             cls.summarize,
         )
         spec.output("phonon_model", valid_type=TrainedModelData, help="HedgeNet-Phonon used by the loop.")
@@ -186,16 +220,20 @@ class MlepiWorkChain(CommitteeSteps, WorkChain):
         spec.exit_code(406, "ERROR_ENGINE_PHONONS_FAILED", message="The engine phonons failed: {message}")
         spec.exit_code(407, "ERROR_COMMITTEE_FAILED",
                        message="The observable of committee member {member} failed at {temperature} K: {message}")
+        spec.exit_code(408, "ERROR_ENGINE_HAMILTONIAN_FAILED",
+                       message="The engine H(R) of the ground-truth check failed: {message}")
 
     # ------------------------------------------------------------------ protocol
     @classmethod
     def get_builder_from_protocol(cls, structure: LayeredStructureData, engine: str = "reference",
                                   protocol: str | None = None, code: orm.AbstractCode | None = None,
-                                  overrides: dict | None = None):
-        """A builder filled from ``protocols/pipeline.yaml`` (``fast`` | ``balanced`` | ``stringent``).
+                                  overrides: dict | None = None, engine_inputs: dict[str, Any] | None = None):
+        """A builder filled from ``protocols/pipeline.yaml`` (``fast`` | ``balanced`` | ``stringent`` |
+        ``gpaw_cpu``).
 
         ``overrides`` is merged key by key into the protocol values (see the YAML header for the keys), e.g.
-        ``{'production': {'sampler': 'zg'}, 'n_check': 0}``.
+        ``{'production': {'sampler': 'zg'}, 'n_check': 0}``. ``engine_inputs`` go to the datasets (and so to the
+        ground-truth check), e.g. ``{'code': python_with_gpaw}`` for ``engine='gpaw'``.
         """
         values = protocol_inputs(protocol, overrides, PROTOCOL_FILE)
         builder = cls.get_builder()
@@ -217,12 +255,24 @@ class MlepiWorkChain(CommitteeSteps, WorkChain):
             dataset = values["datasets"].get(which)
             if dataset is not None:
                 sub = DatasetWorkChain.get_builder_from_protocol(structure, engine, dataset.get("protocol"),
-                                                                 dataset.get("overrides"))
+                                                                 dataset.get("overrides"), engine_inputs)
                 builder[f"{which}_data"] = {key: sub[key] for key in sub if key not in DATASET_OWN_INPUTS}
             training = values[f"{which}_training"]
-            builder[f"{which}_training"].training_parameters = orm.Dict(training["training_parameters"])
+            parameters = training["training_parameters"]
+            if which == "phonon" and "atomic_numbers" not in parameters.get("model", {}):
+                # HedgeNet-Phonon's species are the structure's (its default is carbon only); E0 = 0 as the default
+                numbers = structure_atomic_numbers(structure)
+                parameters = {**parameters, "model": {**parameters.get("model", {}), "atomic_numbers": numbers,
+                                                      "atomic_energies": [0.0] * len(numbers)}}
+            builder[f"{which}_training"].training_parameters = orm.Dict(parameters)
             for option, value in (training.get("options") or {}).items():
                 builder[f"{which}_training"].metadata.options[option] = value
+        check = values.get("check") or {}
+        if "kpoints_unit_cell" in check:
+            builder.check.kpoints_mesh = orm.List(supercell_kpoints(check["kpoints_unit_cell"],
+                                                                    builder.supercell_matrix.get_list()[:2]))
+        if "max_concurrent" in check:
+            builder.check.max_concurrent = orm.Int(check["max_concurrent"])
         return builder
 
     # ------------------------------------------------------------------ validation
@@ -233,20 +283,30 @@ class MlepiWorkChain(CommitteeSteps, WorkChain):
         structure = self.inputs.structure
         if structure.num_layers < 2:
             return self.exit_codes.ERROR_SINGLE_LAYER.format(count=structure.num_layers)
-        missing = unsupported_elements(structure)
-        if missing:
-            return self.exit_codes.ERROR_UNSUPPORTED_ELEMENT.format(elements=", ".join(missing))
         engine = self.inputs.engine.value
         try:
             backend = get_engine(engine)
         except UnknownEngineError:
             return self._invalid(f"unknown engine {engine!r}; registered: {', '.join(available_engines())}")
+        missing = backend.unsupported_elements(structure_elements(structure))
+        if missing:
+            return self.exit_codes.ERROR_UNSUPPORTED_ELEMENT.format(elements=", ".join(missing))
         reason = self._production_problem() or self._check_problem(engine)
         if reason:
             return self._invalid(reason)
         reason = self._plan_sources(backend.provides_hamiltonian)
         if reason:
             return self._invalid(reason)
+        source = self.ctx.electron_source
+        given = self.inputs.get("electron_dataset", {}) if source == "dataset" else {}
+        if (source in ("compute", "shared") and not backend.orthogonal_basis) or any(
+                not h.base.attributes.get("orthogonal", True) for h in given.values()):
+            where = f"engine {engine!r} gives" if not given else "electron_dataset holds"
+            return self._invalid(
+                f"{where} H(R) in a non-orthogonal (LCAO) basis, S(R) ≠ 1, and HedgeNet-Electron "
+                "learns and predicts H(R) in an orthogonal basis only (S = 1; core.ml.hedgenet_electron): give "
+                "hamiltonian_model (or electron_dataset) from an orthogonal-basis engine, or run the phonon half alone "
+                "(benchmarks/pipeline_gpaw.py --phonon-check)")
         settings = {**DEFAULT_OBSERVABLE_SETTINGS, **self.inputs.loop.observable_settings.get_dict()}
         reason = self.committee_problem(engine, settings["estimator"])
         if reason:
@@ -285,13 +345,42 @@ class MlepiWorkChain(CommitteeSteps, WorkChain):
         if n_check < 0 or n_check > available or (pairs and n_check % 2):
             return (f"n_check must be between 0 and the {available} samples per temperature"
                     + (" and even (± pairs are checked together)" if pairs else "") + f", got {n_check}")
-        if engine != "reference":
-            return (f"the ground-truth check recomputes samples with the reference engine only; with engine "
-                    f"{engine!r} set n_check = 0")
         settings = {**DEFAULT_OBSERVABLE_SETTINGS, **self.inputs.loop.observable_settings.get_dict()}
         if settings["estimator"] != "spectral":
             return f"the ground-truth check needs the spectral estimator, got {settings['estimator']!r}; set n_check = 0"
-        return None
+        backend = get_engine(engine)
+        if not backend.provides_hamiltonian:
+            return (f"the ground-truth check recomputes H(R) with the engine, and engine {engine!r} gives no H(R): "
+                    "set n_check = 0")
+        if not backend.provides_forces_node:
+            return (f"the ground-truth check recomputes the phonons with the engine, and engine {engine!r} gives no "
+                    "forces node: set n_check = 0")
+        if self._check_max_concurrent() < 1:
+            return f"check.max_concurrent must be ≥ 1, got {self._check_max_concurrent()}"
+        jobs = self._check_jobs()
+        reason = backend.validate(self.inputs.structure, jobs.parameters.get_dict(), jobs.kpoints_mesh.get_list(),
+                                  True, jobs.engine_inputs)
+        return None if reason is None else f"ground-truth check: {reason}"
+
+    def _check_max_concurrent(self) -> int:
+        return self.inputs.get("check", {}).get("max_concurrent", orm.Int(4)).value
+
+    def _check_jobs(self) -> EngineJobs:
+        """The engine, parameters, k mesh and engine inputs of the ground-truth check (defaults filled in)."""
+        check = self.inputs.get("check", {})
+        datasets = [self.inputs[name] for name in ("phonon_data", "electron_data") if self.inputs.get(name)]
+        parameters = check.get("engine_parameters")
+        if parameters is None:
+            found = [d["engine_parameters"] for d in datasets if "engine_parameters" in d]
+            parameters = found[0] if found else self.inputs.loop.engine_parameters
+        mesh = check.get("kpoints_mesh") or self.inputs.loop.get("phonon_kpoints_mesh")
+        if mesh is None:
+            mesh = orm.List(list(supercell_kpoints_mesh(tuple(self.inputs.supercell_matrix.get_list()))))
+        engine_inputs = dict(check.get("engine_inputs", {}))
+        if not engine_inputs:
+            found = [dict(d["engine_inputs"]) for d in datasets if d.get("engine_inputs")]
+            engine_inputs = found[0] if found else {}
+        return EngineJobs(self.inputs.engine.value, parameters, mesh, engine_inputs)
 
     def _plan_sources(self, engine_gives_hamiltonian: bool) -> str | None:
         """Where each model comes from: ``ctx.phonon_source`` / ``ctx.electron_source`` in
@@ -469,37 +558,86 @@ class MlepiWorkChain(CommitteeSteps, WorkChain):
         return sorted((node for node in self.final_loop().called if node.process_class is process_class),
                       key=lambda node: node.pk)
 
-    def run_ground_truth(self):
-        loop = self.final_loop()
+    def run_engine_check(self):
+        """Choose the checked samples; launch the engine phonons; queue the engine H(R) (checked + static)."""
         ml_phonons = self._loop_children(PhononWorkChain)[0]
         observables = {node.inputs.temperature_k.value: node for node in self._loop_children(ObservableWorkChain)}
-        first = next(iter(observables.values()))
-        settings, engine_parameters = first.inputs.settings, self.inputs.loop.engine_parameters
         pairs = self.inputs.loop.antithetic.value
-        # the engine's static lattice: the undisplaced production supercell through the engine (the ML one is
-        # the loop's own static spectrum)
-        hamiltonian = hamiltonian_of(self, "static_hamiltonian_engine", ml_phonons.outputs.supercell, "reference",
-                                     None, engine_parameters)
-        engine_static, _ = resumable_call(self, compute_unfolded_spectrum, "static_unfolded_spectrum_engine",
-                                          hamiltonian, settings)
-        statics = {"reference": engine_static, "hedgenet": loop.outputs.static_spectrum}
-        futures = {}
+        structures = {"static": ml_phonons.outputs.supercell}
+        checked = {}
         for index, temperature in enumerate(self.ctx_temperatures()):
             node = observables[temperature]
             labels = choose_checked_samples(list(node.inputs.structures), self.inputs.n_check.value, pairs,
                                             self.inputs.check_seed.value, index)
+            key = temperature_key(temperature)
+            checked[key] = labels
+            structures.update({f"{key}_{label}": node.inputs.structures[label] for label in labels})
+        self.ctx.ground_truth_labels = checked
+        self.ctx.ground_truth_structures = structures
+        self.ctx.engine_pending = sorted(structures)
+        self.ctx.engine_hamiltonians = {}
+        jobs = self._check_jobs()
+        phonon_inputs = {name: ml_phonons.inputs[name] for name in ("structure", "supercell_matrix",
+                                                                    "displacement_angstrom")}
+        running = self.submit(PhononWorkChain, **phonon_inputs, force_provider=orm.Str("engine"),
+                              engine=self.inputs.engine, engine_parameters=jobs.parameters,
+                              kpoints_mesh=jobs.kpoints_mesh, engine_inputs=jobs.engine_inputs,
+                              max_concurrent=orm.Int(self._check_max_concurrent()))
+        self.report(f"ground-truth check with engine {jobs.engine!r}: PhononWorkChain<{running.pk}> and the H(R) of "
+                    f"{len(structures)} structures (checked samples + static supercell)")
+        return ToContext(engine_phonons=running)
+
+    def has_pending_engine_hamiltonians(self) -> bool:
+        return bool(self.ctx.engine_pending)
+
+    def submit_engine_hamiltonians(self):
+        batch = self._check_jobs().submit_batch(self, self.ctx.ground_truth_structures, self.ctx.engine_pending,
+                                                hamiltonian=True, prefix="check_engine_h_",
+                                                max_concurrent=self._check_max_concurrent())
+        self.ctx.engine_pending, self.ctx.engine_batch, self.ctx.engine_failed = batch.rest, batch.keys(), batch.failed
+        for key, node in batch.done.items():
+            self.ctx[key] = node
+        return ToContext(**batch.running)
+
+    def inspect_engine_hamiltonians(self):
+        backend = get_engine(self.inputs.engine.value)
+        for key in self.ctx.engine_batch:
+            if key in self.ctx.engine_failed:
+                return self.exit_codes.ERROR_ENGINE_HAMILTONIAN_FAILED.format(message=self.ctx.engine_failed[key])
+            hamiltonian, reason = engine_result(backend, self.ctx[key], hamiltonian=True)
+            if hamiltonian is None:
+                return self.exit_codes.ERROR_ENGINE_HAMILTONIAN_FAILED.format(message=reason)
+            self.ctx.engine_hamiltonians[key.removeprefix("check_engine_h_")] = hamiltonian
+        done = len(self.ctx.ground_truth_structures) - len(self.ctx.engine_pending)
+        self.report(progress_message("ground-truth-hamiltonians", done, len(self.ctx.ground_truth_structures),
+                                     f"({self.inputs.engine.value})"))
+        return None
+
+    def run_check_observables(self):
+        """The checked samples through ObservableWorkChain with the engine's H(R) and with HedgeNet-Electron."""
+        loop = self.final_loop()
+        observables = {node.inputs.temperature_k.value: node for node in self._loop_children(ObservableWorkChain)}
+        settings = next(iter(observables.values())).inputs.settings
+        engine_parameters = self.inputs.loop.engine_parameters
+        # the engine's static lattice: the undisplaced production supercell through the engine (the ML one is
+        # the loop's own static spectrum)
+        engine_static, _ = resumable_call(self, compute_unfolded_spectrum, "static_unfolded_spectrum_engine",
+                                          self.ctx.engine_hamiltonians["static"], settings)
+        futures = {}
+        for temperature in self.ctx_temperatures():
+            node = observables[temperature]
+            key = temperature_key(temperature)
+            labels = self.ctx.ground_truth_labels[key]
             samples = {label: node.inputs.structures[label] for label in labels}
-            for provider, static in statics.items():
-                extra = {"hamiltonian_model": self._models()[1]} if provider == "hedgenet" else {}
-                futures[f"check_{provider}_{temperature_key(temperature)}"] = self.submit(
-                    ObservableWorkChain, structures=samples, temperature_k=node.inputs.temperature_k,
-                    settings=settings, engine_parameters=engine_parameters, antithetic=node.inputs.antithetic,
-                    hamiltonian_provider=orm.Str(provider), static_spectrum=static, **extra)
-        phonon_inputs = {name: ml_phonons.inputs[name] for name in
-                         ("structure", "supercell_matrix", "displacement_angstrom", "engine_parameters", "kpoints_mesh")}
-        futures["engine_phonons"] = self.submit(PhononWorkChain, **phonon_inputs, force_provider=orm.Str("reference"))
-        self.report(f"ground-truth check: {len(futures) - 1} ObservableWorkChains and "
-                    f"PhononWorkChain<{futures['engine_phonons'].pk}> (engine)")
+            common = dict(structures=samples, temperature_k=node.inputs.temperature_k, settings=settings,
+                          engine_parameters=engine_parameters, antithetic=node.inputs.antithetic)
+            futures[f"check_engine_{key}"] = self.submit(
+                ObservableWorkChain, **common, hamiltonian_provider=orm.Str("engine"), static_spectrum=engine_static,
+                hamiltonians={label: self.ctx.engine_hamiltonians[f"{key}_{label}"] for label in labels})
+            futures[f"check_hedgenet_{key}"] = self.submit(
+                ObservableWorkChain, **common, hamiltonian_provider=orm.Str("hedgenet"),
+                static_spectrum=loop.outputs.static_spectrum, hamiltonian_model=self._models()[1])
+        self.report(f"ground-truth check: {len(futures)} ObservableWorkChains")
         return ToContext(**futures)
 
     def ctx_temperatures(self) -> list[float]:
@@ -507,7 +645,7 @@ class MlepiWorkChain(CommitteeSteps, WorkChain):
 
     def inspect_ground_truth(self):
         for temperature in self.ctx_temperatures():
-            for provider in ("reference", "hedgenet"):
+            for provider in ("engine", "hedgenet"):
                 node = self.ctx[f"check_{provider}_{temperature_key(temperature)}"]
                 if not node.is_finished_ok:
                     return self.exit_codes.ERROR_CHECK_FAILED.format(provider=provider, temperature=temperature,
@@ -569,6 +707,10 @@ class MlepiWorkChain(CommitteeSteps, WorkChain):
                 "requested": True, "performed": self.round_index > 0,
                 "labelled_samples": list(self.ctx.get("al_labelled", [])),
                 "datasets": self._dataset_sizes(*self._training_data()) if self.round_index > 0 else None}
+        if self.checks_ground_truth():
+            jobs = self._check_jobs()
+            stages["check_engine"] = {"engine": jobs.engine, "parameters": jobs.parameters.get_dict(),
+                                      "kpoints_mesh": jobs.kpoints_mesh.get_list()}
         return stages
 
     def summarize(self):
@@ -582,7 +724,7 @@ class MlepiWorkChain(CommitteeSteps, WorkChain):
         if self.checks_ground_truth():
             for temperature in self.ctx_temperatures():
                 key = temperature_key(temperature)
-                ml, engine = (self.ctx[f"check_{p}_{key}"].outputs.average for p in ("hedgenet", "reference"))
+                ml, engine = (self.ctx[f"check_{p}_{key}"].outputs.average for p in ("hedgenet", "engine"))
                 checks[key], _ = resumable_call(self, compare_renormalisation, f"compare_{key}", ml, engine)
             phonon_comparison, _ = resumable_call(self, compare_phonon_modes, "compare_phonons", loop.outputs.modes,
                                                   self.ctx.engine_phonons.outputs.modes)

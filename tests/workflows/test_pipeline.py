@@ -166,6 +166,7 @@ def test_provenance_dataset_models_samples_observables_summary(pipeline):
     from aiida_mlepi.data.configuration_set import ConfigurationSetData
     from aiida_mlepi.data.hamiltonian import HamiltonianData
     from aiida_mlepi.data.model import TrainedModelData
+    from aiida_mlepi.workchains.observable import ObservableWorkChain
     from aiida_mlepi.workchains.phonons import PhononWorkChain
 
     results, node = pipeline
@@ -190,19 +191,23 @@ def test_provenance_dataset_models_samples_observables_summary(pipeline):
     qb.append(HamiltonianData, with_incoming="p", project="attributes.num_atoms")
     predicted = qb.all(flat=True)
     assert predicted == [SUPERCELL_ATOMS] * (n_t * N_SAMPLES + 1 + n_t * N_CHECK)
-    # ground truth: the engine H(R) of the checked samples and of the static lattice, inside this pipeline
+    # ground truth: the engine H(R) of the checked samples and of the static lattice, each through the engine's own
+    # dataset process (for the reference engine the calcfunction reference_single_point), called by the pipeline
     qb = orm.QueryBuilder().append(orm.WorkflowNode, filters={"id": node.pk}, tag="w")
-    qb.append(orm.ProcessNode, with_incoming="w", tag="s")  # direct children and their children
-    qb.append(orm.CalcFunctionNode, with_incoming="s", filters={"attributes.function_name": "compute_engine_hamiltonian"},
-              tag="e")
-    qb.append(HamiltonianData, with_incoming="e")
-    assert qb.count() == n_t * N_CHECK  # inside the ObservableWorkChains
-    qb = orm.QueryBuilder().append(orm.WorkflowNode, filters={"id": node.pk}, tag="w")
-    qb.append(orm.CalcFunctionNode, with_incoming="w", filters={"attributes.function_name": "compute_engine_hamiltonian"})
-    assert qb.count() == 1  # the engine's static lattice, called by the pipeline itself
-    # the engine phonons use reference forces, no model
+    qb.append(orm.CalcFunctionNode, with_incoming="w", filters={"attributes.function_name": "reference_single_point"},
+              tag="e", edge_filters={"label": {"like": "check_engine_h_%"}})
+    qb.append(HamiltonianData, with_incoming="e", project="attributes.num_atoms")
+    assert qb.all(flat=True) == [SUPERCELL_ATOMS] * (n_t * N_CHECK + 1)
+    engine_checks = [n for n in node.called if n.process_class is ObservableWorkChain
+                     and n.inputs.hamiltonian_provider.value == "engine"]
+    assert len(engine_checks) == n_t and all(
+        sorted(check.inputs.hamiltonians) == sorted(check.inputs.structures) for check in engine_checks)
+    assert not [c for check in engine_checks for c in check.called if c.process_label == "compute_engine_hamiltonian"]
+    # the engine phonons use the engine's forces (one reference_single_point per displaced supercell), no model
     engine_phonons = [n for n in node.called if n.process_class is PhononWorkChain]
-    assert len(engine_phonons) == 1 and engine_phonons[0].inputs.force_provider.value == "reference"
+    assert len(engine_phonons) == 1 and engine_phonons[0].inputs.force_provider.value == "engine"
+    assert engine_phonons[0].inputs.engine.value == "reference"
+    assert {c.process_label for c in engine_phonons[0].called} >= {"reference_single_point"}
     assert "model" not in engine_phonons[0].inputs
     # the summary was made from the loop's summary and the comparisons
     creator = results["summary"].creator

@@ -1,0 +1,81 @@
+"""Single points of a dataset engine outside the dataset: H(R) or forces of given structures, in batches.
+
+The ground-truth check of :class:`~aiida_mlepi.workchains.pipeline.MlepiWorkChain` and
+``force_provider='engine'`` of :class:`~aiida_mlepi.workchains.phonons.PhononWorkChain` run the engine's own
+process per structure (``engine.process_inputs``: a calcfunction for the reference engine, a CalcJob for
+GPAW, …; see :mod:`aiida_mlepi.engines.base`), at most ``max_concurrent`` at a time. Each batch is one outline
+step returning the running processes to the context, so AiiDA's own checkpoints make an interrupted daemon
+resume by waiting on the submitted processes instead of submitting them again. A process function (the
+reference engine's ``reference_single_point``) cannot be submitted: it runs in the step, through
+:func:`~aiida_mlepi.workchains.resume.resumable_call` (a rerun step reuses the calls that had finished).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiida import orm
+from aiida.engine import WorkChain
+from aiida.engine.utils import is_process_function
+
+from aiida_mlepi.engines.base import DatasetEngine, MemberFailure, get_engine
+
+from .resume import resumable_call
+
+
+@dataclass
+class EngineJobs:
+    """The engine and what every single point gets: ``parameters`` (engine parameters), ``kpoints_mesh``
+    (Γ-centred mesh of the structures, which are all the same cell), ``engine_inputs`` (code, options, …)."""
+
+    engine: str
+    parameters: orm.Dict
+    kpoints_mesh: orm.List
+    engine_inputs: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def backend(self) -> DatasetEngine:
+        return get_engine(self.engine)
+
+    def submit_batch(self, process: WorkChain, structures: dict[str, orm.Data], pending: list[str],
+                     hamiltonian: bool, prefix: str, max_concurrent: int) -> "Batch":
+        """Launch the first ``max_concurrent`` of ``pending`` (labels of ``structures``) from ``process``; every
+        process is linked as ``prefix + label``."""
+        backend = self.backend
+        batch = Batch(rest=pending[max_concurrent:])
+        for label in pending[:max_concurrent]:
+            cls, inputs = backend.process_inputs(structures[label], self.parameters, self.kpoints_mesh, hamiltonian,
+                                                 dict(self.engine_inputs))
+            key = f"{prefix}{label}"
+            if is_process_function(cls):
+                try:
+                    _, batch.done[key] = resumable_call(process, cls, key, **inputs)
+                except Exception as exception:  # noqa: BLE001 - reported as this structure's failure by the caller
+                    batch.failed[key] = f"{cls.__name__} of {label} excepted: {type(exception).__name__}: {exception}"
+            else:
+                inputs.setdefault("metadata", {})["call_link_label"] = key
+                batch.running[key] = process.submit(cls, **inputs)
+        return batch
+
+
+@dataclass
+class Batch:
+    """One batch of engine processes: ``running`` (to wait for, ``ToContext``), ``done`` (process functions that
+    ran in the step), ``failed`` (key → why), ``rest`` (labels still pending)."""
+
+    rest: list[str]
+    running: dict[str, orm.ProcessNode] = field(default_factory=dict)
+    done: dict[str, orm.ProcessNode] = field(default_factory=dict)
+    failed: dict[str, str] = field(default_factory=dict)
+
+    def keys(self) -> list[str]:
+        return sorted({**self.running, **self.done, **self.failed})
+
+
+def engine_result(backend: DatasetEngine, node: orm.ProcessNode, hamiltonian: bool) -> tuple[orm.Data | None, str]:
+    """(H(R) if ``hamiltonian`` else the forces ArrayData, '') of a terminated engine process, or (None, why)."""
+    try:
+        return (backend.hamiltonian_node(node) if hamiltonian else backend.forces_node(node)), ""
+    except MemberFailure as failure:
+        return None, f"{node.process_label}<{node.pk}>: {failure}"

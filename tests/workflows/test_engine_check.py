@@ -1,0 +1,153 @@
+"""The engine-generic ground-truth path: H(R) and phonon forces through a dataset engine's own processes.
+
+CI-sized with the reference engine (its dataset process is the calcfunction ``reference_single_point``): the
+generic path must give exactly the numbers of the in-process reference calcfunctions it replaces. The GPAW
+evidence (CalcJobs, minutes each) is ``benchmarks/pipeline_gpaw.py``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytestmark = [pytest.mark.filterwarnings("ignore::UserWarning"),
+              pytest.mark.filterwarnings("ignore::DeprecationWarning")]
+
+
+def test_engine_hamiltonian_equals_the_reference_calcfunction(relaxed_ab_bilayer):
+    """H(R), S(R) of a displaced 2×2 supercell from the engine's dataset process (k mesh given) equal the
+    real-space reference H(R) of compute_engine_hamiltonian (no k mesh) element by element."""
+    from aiida import orm
+
+    from aiida_mlepi.calculations.engine import compute_engine_hamiltonian
+    from aiida_mlepi.data.layered_structure import LayeredStructureData
+    from aiida_mlepi.engines.base import get_engine
+    from aiida_mlepi.workchains.engine_jobs import engine_result
+
+    atoms = relaxed_ab_bilayer.get_ase().repeat((2, 2, 1))
+    atoms.positions += np.random.default_rng(1).normal(scale=0.03, size=atoms.positions.shape)  # Å
+    structure = LayeredStructureData.from_ase(atoms, material="AB-bilayer-graphene").store()
+    engine = get_engine("reference")
+    process, inputs = engine.process_inputs(structure, orm.Dict({}), orm.List([3, 3, 1]), True, {})
+    _, node = process.run_get_node(**inputs)
+    generic, reason = engine_result(engine, node, hamiltonian=True)
+    assert reason == "" and generic is not None
+    direct = compute_engine_hamiltonian(structure, orm.Dict({}))
+    a, b = generic.get_hamiltonian(), direct.get_hamiltonian()
+    assert len(a.edges) > 16  # on-site and bond blocks of 16 atoms
+    # the two paths list the pairs within different cutoffs (the extra ones carry zero blocks), so compare the
+    # Bloch sums H(k) (eV) at random k: the same operator
+    rec = 2 * np.pi * np.linalg.inv(a.cell).T
+    for k_frac in np.random.default_rng(2).random((4, 3)) * [1, 1, 0]:
+        k = k_frac @ rec
+        np.testing.assert_allclose(a.hk(k).toarray(), b.hk(k).toarray(), atol=1e-12)
+    assert np.abs(b.hk(np.zeros(3)).toarray()).max() > 1.0  # eV: real hoppings
+
+
+def test_engine_phonons_equal_reference_phonons(relaxed_ab_bilayer):
+    """PhononWorkChain with force_provider='engine' (engine='reference', one dataset process per displaced
+    supercell, 2 at a time) gives the modes of force_provider='reference' to 1e-8 cm⁻¹."""
+    from aiida import orm
+    from aiida.engine import run_get_node
+
+    from aiida_mlepi.workchains.phonons import PhononWorkChain
+
+    common = dict(structure=relaxed_ab_bilayer, supercell_matrix=orm.List([2, 2, 1]),
+                  kpoints_mesh=orm.List([6, 6, 1]))
+    _, reference = run_get_node(PhononWorkChain, **common, force_provider=orm.Str("reference"))
+    _, generic = run_get_node(PhononWorkChain, **common, force_provider=orm.Str("engine"),
+                              engine=orm.Str("reference"), max_concurrent=orm.Int(2))
+    assert reference.is_finished_ok and generic.is_finished_ok, generic.exit_message
+    from aiida_mlepi.data.phonon_modes import THZ_TO_CM1
+
+    ours, theirs = (node.outputs.modes.get_modes().frequencies_thz * THZ_TO_CM1 for node in (generic, reference))
+    assert ours.size == 3 * 16
+    np.testing.assert_allclose(ours, theirs, atol=1e-8)
+    assert np.max(ours) > 1300  # the graphene optical band (cm⁻¹): the forces are real, not zeros
+    labels = sorted(c.process_label for c in generic.called if c.process_label != "generate_displacements")
+    n_displaced = len([c for c in reference.called if c.process_label == "compute_engine_forces"])
+    assert labels.count("reference_single_point") == n_displaced >= 2
+
+
+def test_engine_phonons_bad_engine_input_is_302(relaxed_ab_bilayer):
+    from aiida import orm
+    from aiida.engine import run_get_node
+
+    from aiida_mlepi.workchains.phonons import PhononWorkChain
+
+    _, node = run_get_node(PhononWorkChain, structure=relaxed_ab_bilayer, supercell_matrix=orm.List([2, 2, 1]),
+                           force_provider=orm.Str("engine"), engine=orm.Str("gpaw"))
+    assert node.exit_status == 302 and "engine_inputs.code" in node.exit_message, node.exit_message
+    _, node = run_get_node(PhononWorkChain, structure=relaxed_ab_bilayer, supercell_matrix=orm.List([2, 2, 1]),
+                           force_provider=orm.Str("engine"), engine=orm.Str("vasp"))
+    assert node.exit_status == 302 and "gives no forces node" in node.exit_message, node.exit_message
+
+
+def _hbn_bilayer():
+    from aiida_mlepi.core.catalogue import load_catalogue
+    from aiida_mlepi.data.layered_structure import LayeredStructureData
+
+    return LayeredStructureData.from_ase(load_catalogue()["aa-prime-bilayer-hbn"].build(),
+                                         material="aa-prime-bilayer-hbn")
+
+
+def test_pipeline_check_engine_validation(relaxed_ab_bilayer, aiida_profile):
+    """Clear 302/301 messages: an engine without H(R) cannot do the check; GPAW needs its code; GPAW's
+    non-orthogonal H(R) cannot train HedgeNet-Electron (S = 1 only); B and N are refused with the carbon-only
+    reference engine but pass the element check with GPAW."""
+    from aiida.engine import run_get_node
+
+    from aiida_mlepi.codes import ensure_local_python_code
+    from aiida_mlepi.workchains.pipeline import MlepiWorkChain
+
+    code = ensure_local_python_code()
+    _, node = run_get_node(MlepiWorkChain.get_builder_from_protocol(relaxed_ab_bilayer, engine="vasp",
+                                                                    protocol="fast", code=code))
+    assert node.exit_status == 302 and "engine 'vasp' gives no H(R): set n_check = 0" in node.exit_message
+    _, node = run_get_node(MlepiWorkChain.get_builder_from_protocol(relaxed_ab_bilayer, engine="gpaw",
+                                                                    protocol="gpaw_cpu", code=code))
+    assert node.exit_status == 302 and "ground-truth check: engine_inputs.code" in node.exit_message, \
+        node.exit_message
+    _, node = run_get_node(MlepiWorkChain.get_builder_from_protocol(relaxed_ab_bilayer, engine="gpaw",
+                                                                    protocol="gpaw_cpu", code=code,
+                                                                    engine_inputs={"code": code}))
+    assert node.exit_status == 302 and "non-orthogonal (LCAO) basis" in node.exit_message, node.exit_message
+    assert not node.called  # refused before the (GPAW) datasets
+    hbn = _hbn_bilayer()
+    _, node = run_get_node(MlepiWorkChain.get_builder_from_protocol(hbn, protocol="fast", code=code))
+    assert node.exit_status == 301 and "B, N" in node.exit_message
+    builder = MlepiWorkChain.get_builder_from_protocol(hbn, engine="gpaw", protocol="gpaw_cpu", code=code,
+                                                       overrides={"n_check": 0})
+    _, node = run_get_node(builder)  # B and N pass the engine's element check; the electron model stops it
+    assert node.exit_status == 302 and "non-orthogonal (LCAO) basis" in node.exit_message, node.exit_message
+
+
+def test_gpaw_protocol_builder(relaxed_ab_bilayer, aiida_profile):
+    """The gpaw_cpu protocol: GPAW parameters in the dataset, 3×3 k on the 3×3 production supercell for the
+    check (8×8 unit-cell k: 22 Å mesh supercell > 2 × 9.34 Å, the C dzp LCAO range), the code passed on."""
+    from aiida_mlepi.codes import ensure_local_python_code
+    from aiida_mlepi.workchains.pipeline import MlepiWorkChain
+
+    code = ensure_local_python_code()
+    builder = MlepiWorkChain.get_builder_from_protocol(relaxed_ab_bilayer, engine="gpaw", protocol="gpaw_cpu",
+                                                       code=code, engine_inputs={"code": code})
+    parameters = builder.phonon_data.engine_parameters.get_dict()
+    assert parameters["basis"] == "dzp" and parameters["grid_spacing_angstrom"] == 0.3
+    assert builder.phonon_data.kpoints_mesh.get_list() == [4, 4, 1]
+    assert builder.phonon_data.engine_inputs["code"].uuid == code.uuid
+    assert builder.supercell_matrix.get_list() == [3, 3, 1] and builder.n_check.value == 2
+    assert builder.check.kpoints_mesh.get_list() == [3, 3, 1] and builder.check.max_concurrent.value == 2
+
+
+def test_builder_gives_hedgenet_phonon_the_structure_species(relaxed_ab_bilayer, aiida_profile):
+    """HedgeNet-Phonon's default species is carbon only: the builder sets atomic_numbers from the structure
+    (B, N for hBN; the training rejected the hBN GPAW dataset with the default, measured)."""
+    from aiida_mlepi.workchains.pipeline import MlepiWorkChain
+
+    for structure, numbers in ((relaxed_ab_bilayer, [6]), (_hbn_bilayer(), [5, 7])):
+        builder = MlepiWorkChain.get_builder_from_protocol(structure, engine="gpaw", protocol="gpaw_cpu")
+        assert builder.phonon_training.training_parameters["model"]["atomic_numbers"] == numbers
+    model = {"atomic_numbers": [6, 7], "atomic_energies": [0.0, 0.0]}
+    builder = MlepiWorkChain.get_builder_from_protocol(relaxed_ab_bilayer, protocol="fast", overrides={
+        "phonon_training": {"training_parameters": {"model": model}}})
+    assert builder.phonon_training.training_parameters["model"]["atomic_numbers"] == [6, 7]  # given: kept
