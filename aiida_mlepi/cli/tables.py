@@ -227,6 +227,12 @@ def pipeline_table(summary: Mapping) -> str:
         if entry:
             lines.append(f"{which} dataset: {entry['num_configurations']} configurations of {entry['num_atoms']} "
                          f"atoms ({entry['source']})")
+    orthogonal = summary.get("orthogonalisation")
+    if orthogonal:
+        lines.append(f"electron basis: the engine's LCAO H(R), S(R) Löwdin-orthogonalised for HedgeNet-Electron, "
+                     f"blocks within {orthogonal['cutoff_intra_angstrom']:g}/{orthogonal['cutoff_inter_angstrom']:g} Å "
+                     f"(intra/inter): band error ≤ {orthogonal['band_error_max_mev']:.1f} meV "
+                     f"(RMS {orthogonal['band_error_rms_mev']:.1f}) within ±5 eV of E_F")
     for which, entry in summary.get("training", {}).items():
         test = entry.get("test") or {}
         errors = ", ".join(f"{key} {value:.3g}" for key, value in test.items() if isinstance(value, (int, float)))

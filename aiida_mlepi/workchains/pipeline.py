@@ -22,6 +22,12 @@ of the phonon dataset, so that the check and the training data agree, else ``loo
 ``kpoints_mesh`` of the production supercell (default: the loop's phonon mesh), ``engine_inputs`` (default:
 those of the phonon, else the electron dataset; GPAW: ``code``) and ``max_concurrent``.
 
+Non-orthogonal engines (GPAW LCAO, S(R) ≠ 1): HedgeNet-Electron learns H(R) in an orthogonal basis, so the
+training H(R), S(R) are Löwdin-orthogonalised first (:func:`orthogonalise_hamiltonians`, blocks within the
+network's block cutoffs; the band error of that truncation is in the summary's ``stages.orthogonalisation``).
+The species and orbital shells of the network follow the training H(R) unless the protocol sets them. The
+check keeps the engine's own H(R), S(R), so the ML − engine difference includes the truncation.
+
 Committee uncertainty (``committee``: members per network, trained in parallel with shifted seeds; member 0
 drives the loop) and one optional round of active learning (``active_learning``): see
 :mod:`aiida_mlepi.workchains.committee`. The summary gives per temperature the ML value ± sampling standard
@@ -39,15 +45,19 @@ from typing import Any
 
 import numpy as np
 from aiida import orm
+from ase.data import atomic_numbers
 from aiida.engine import ToContext, WorkChain, if_, while_
 
 from aiida_mlepi.calculations.electron import electron_model_problem
 from aiida_mlepi.calculations.electron_training import HedgeNetElectronTrainingCalculation
+from aiida_mlepi.calculations.orthogonalisation import REPORT_LABEL as ORTHOGONALISATION_REPORT
+from aiida_mlepi.calculations.orthogonalisation import orthogonalise_hamiltonians
 from aiida_mlepi.calculations.pipeline import compare_phonon_modes, compare_renormalisation, summarize_pipeline
 from aiida_mlepi.calculations.sampling import SAMPLERS
 from aiida_mlepi.calculations.spectral import compute_unfolded_spectrum
 from aiida_mlepi.calculations.training import HedgeNetPhononTrainingCalculation
 from aiida_mlepi.core.engine.relax import supercell_kpoints_mesh
+from aiida_mlepi.core.orthogonalisation import OrthogonalisationError
 from aiida_mlepi.data.configuration_set import ConfigurationSetData
 from aiida_mlepi.data.hamiltonian import HamiltonianData
 from aiida_mlepi.data.layered_structure import LayeredStructureData
@@ -96,6 +106,21 @@ def structure_atomic_numbers(structure: LayeredStructureData) -> list[int]:
     return sorted(atomic_numbers[symbol] for symbol in structure_elements(structure))
 
 
+def electron_parameters_for_data(parameters: dict, hamiltonians: dict[str, HamiltonianData]) -> dict:
+    """HedgeNet-Electron training parameters with the species and orbital basis of the training H(R) where the
+    protocol leaves them out (a protocol serves any material; the engine's basis decides the shells)."""
+    model = dict(parameters.get("model", {}))
+    if "atomic_numbers" in model and "basis" in model:
+        return parameters
+    basis: dict[str, list[int]] = {}
+    for node in hamiltonians.values():
+        for symbol, shells in node.base.attributes.get("basis").items():
+            basis[str(atomic_numbers[symbol])] = list(shells)
+    model.setdefault("atomic_numbers", sorted(int(z) for z in basis))
+    model.setdefault("basis", basis)
+    return {**parameters, "model": model}
+
+
 def stage_wall_time(nodes: list[orm.ProcessNode]) -> float | None:
     """Seconds from the first node's creation to the last node's last change (None without nodes)."""
     if not nodes:
@@ -110,7 +135,8 @@ class MlepiWorkChain(CommitteeSteps, WorkChain):
     Exit codes: 300 single layer, 301 unsupported element, 302 invalid input, 401 a dataset failed,
     402 the phonon training failed, 403 the electron training failed, 404 the EPI loop failed,
     405 a ground-truth observable failed, 406 the engine phonons failed, 407 a committee member's observable
-    failed, 408 an engine H(R) of the ground-truth check failed (each with the child's reason).
+    failed, 408 an engine H(R) of the ground-truth check failed, 409 the Löwdin orthogonalisation failed (each with
+    the reason).
     """
 
     @classmethod
@@ -183,6 +209,7 @@ class MlepiWorkChain(CommitteeSteps, WorkChain):
         spec.outline(
             cls.validate_inputs,
             if_(cls.needs_datasets)(cls.run_datasets, cls.inspect_datasets),
+            if_(cls.needs_orthogonalisation)(cls.orthogonalise_electron_data),
             if_(cls.needs_training)(cls.run_training, cls.inspect_training),
             cls.run_loop,
             cls.inspect_loop,
@@ -222,6 +249,8 @@ class MlepiWorkChain(CommitteeSteps, WorkChain):
                        message="The observable of committee member {member} failed at {temperature} K: {message}")
         spec.exit_code(408, "ERROR_ENGINE_HAMILTONIAN_FAILED",
                        message="The engine H(R) of the ground-truth check failed: {message}")
+        spec.exit_code(409, "ERROR_ORTHOGONALISATION_FAILED",
+                       message="The Löwdin orthogonalisation of the engine's H(R), S(R) failed: {message}")
 
     # ------------------------------------------------------------------ protocol
     @classmethod
@@ -297,21 +326,16 @@ class MlepiWorkChain(CommitteeSteps, WorkChain):
         reason = self._plan_sources(backend.provides_hamiltonian)
         if reason:
             return self._invalid(reason)
-        source = self.ctx.electron_source
-        given = self.inputs.get("electron_dataset", {}) if source == "dataset" else {}
-        if (source in ("compute", "shared") and not backend.orthogonal_basis) or any(
-                not h.base.attributes.get("orthogonal", True) for h in given.values()):
-            where = f"engine {engine!r} gives" if not given else "electron_dataset holds"
-            return self._invalid(
-                f"{where} H(R) in a non-orthogonal (LCAO) basis, S(R) ≠ 1, and HedgeNet-Electron "
-                "learns and predicts H(R) in an orthogonal basis only (S = 1; core.ml.hedgenet_electron): give "
-                "hamiltonian_model (or electron_dataset) from an orthogonal-basis engine, or run the phonon half alone "
-                "(benchmarks/pipeline_gpaw.py --phonon-check)")
         settings = {**DEFAULT_OBSERVABLE_SETTINGS, **self.inputs.loop.observable_settings.get_dict()}
         reason = self.committee_problem(engine, settings["estimator"])
         if reason:
             return self._invalid(reason)
         return None
+
+    def _electron_model_settings(self) -> dict:
+        """The HedgeNet-Electron model settings to be trained (the protocol's, before the data fill the species)."""
+        parameters = self.inputs.get("electron_training", {}).get("training_parameters")
+        return dict(parameters.get_dict().get("model", {})) if parameters is not None else {}
 
     def _production_problem(self) -> str | None:
         temperatures = self.inputs.temperatures_k.get_list()
@@ -365,10 +389,13 @@ class MlepiWorkChain(CommitteeSteps, WorkChain):
     def _check_max_concurrent(self) -> int:
         return self.inputs.get("check", {}).get("max_concurrent", orm.Int(4)).value
 
-    def _check_jobs(self) -> EngineJobs:
-        """The engine, parameters, k mesh and engine inputs of the ground-truth check (defaults filled in)."""
+    def _check_jobs(self, hamiltonian: bool = False) -> EngineJobs:
+        """The engine, parameters, k mesh and engine inputs of the ground-truth check (defaults filled in); for the
+        engine's H(R) (``hamiltonian``) the defaults come from the electron dataset first, so the check uses the
+        basis the electron network was trained on."""
         check = self.inputs.get("check", {})
-        datasets = [self.inputs[name] for name in ("phonon_data", "electron_data") if self.inputs.get(name)]
+        names = ("electron_data", "phonon_data") if hamiltonian else ("phonon_data", "electron_data")
+        datasets = [self.inputs[name] for name in names if self.inputs.get(name)]
         parameters = check.get("engine_parameters")
         if parameters is None:
             found = [d["engine_parameters"] for d in datasets if "engine_parameters" in d]
@@ -460,6 +487,39 @@ class MlepiWorkChain(CommitteeSteps, WorkChain):
                 return self.exit_codes.ERROR_DATASET_FAILED.format(which=which, message=child_failure(node))
         return None
 
+    def needs_orthogonalisation(self) -> bool:
+        """Whether the H(R) to train on are in a non-orthogonal (LCAO) basis, S(R) ≠ 1."""
+        _, electron = self._dataset_hamiltonians()
+        return electron is not None and any(not h.base.attributes.get("orthogonal", True) for h in electron.values())
+
+    def orthogonalisation_settings(self) -> orm.Dict:
+        """Blocks kept by the orthogonalisation: those the network predicts (its block cutoffs, Å)."""
+        from aiida_mlepi.core.ml.hedgenet_electron import HedgeNetElectronConfig  # torch: only when training
+
+        model = self._electron_model_settings()
+        defaults = HedgeNetElectronConfig()
+        return orm.Dict({"cutoff_intra_angstrom": float(model.get("block_cutoff_intra", defaults.block_cutoff_intra)),
+                         "cutoff_inter_angstrom": float(model.get("block_cutoff_inter", defaults.block_cutoff_inter))})
+
+    def orthogonalise_electron_data(self):
+        """The engine's LCAO H(R), S(R) → Löwdin-orthogonal H(R) within the network's block cutoffs (what
+        HedgeNet-Electron learns; :mod:`aiida_mlepi.core.orthogonalisation`). The check keeps the engine's own."""
+        _, electron = self._dataset_hamiltonians()
+        try:
+            outputs, node = resumable_call(self, orthogonalise_hamiltonians, "orthogonalise_hamiltonians",
+                                           self.orthogonalisation_settings(), **electron)
+        except OrthogonalisationError as exc:
+            return self.exit_codes.ERROR_ORTHOGONALISATION_FAILED.format(message=str(exc))
+        if not node.is_finished_ok:
+            return self.exit_codes.ERROR_ORTHOGONALISATION_FAILED.format(message=child_failure(node))
+        report = outputs[ORTHOGONALISATION_REPORT]
+        self.ctx.orthogonal_hamiltonians = {label: outputs[label] for label in electron}
+        self.ctx.orthogonalisation_report = report
+        self.report(f"Löwdin-orthogonalised {len(electron)} H(R) (blocks within "
+                    f"{report['cutoff_intra_angstrom']}/{report['cutoff_inter_angstrom']} Å): band error ≤ "
+                    f"{report['band_error_max_mev']:.1f} meV within ±5 eV of E_F")
+        return None
+
     def _training_data(self) -> tuple[ConfigurationSetData | None, dict[str, HamiltonianData] | None]:
         """The forces dataset and the H(R) namespace the trainers get (None where a model is given); in the
         active-learning round, with the engine-labelled flagged samples added."""
@@ -468,7 +528,15 @@ class MlepiWorkChain(CommitteeSteps, WorkChain):
         return self._base_training_data()
 
     def _base_training_data(self) -> tuple[ConfigurationSetData | None, dict[str, HamiltonianData] | None]:
-        """The training data of round 0 (the datasets as given or computed)."""
+        """The training data of round 0: the datasets as given or computed, the H(R) orthogonalised where the
+        engine's basis is not."""
+        phonon, electron = self._dataset_hamiltonians()
+        if self.ctx.get("orthogonal_hamiltonians") is not None:
+            electron = self.ctx.orthogonal_hamiltonians
+        return phonon, electron
+
+    def _dataset_hamiltonians(self) -> tuple[ConfigurationSetData | None, dict[str, HamiltonianData] | None]:
+        """The forces dataset and the H(R) as given or computed by the datasets (None where a model is given)."""
         phonon = None
         if self.ctx.phonon_source == "dataset":
             phonon = self.inputs.phonon_dataset
@@ -502,6 +570,8 @@ class MlepiWorkChain(CommitteeSteps, WorkChain):
                 continue
             inputs = self.exposed_inputs(process, namespace=f"{which}_training")
             parameters = inputs.pop("training_parameters").get_dict()
+            if which == "electron":
+                parameters = electron_parameters_for_data(parameters, data["hamiltonians"])
             for k in range(self.committee_size(which)):
                 futures[self.key(f"{which}_training_{k}")] = self.submit(
                     process, code=self.inputs.code, training_parameters=orm.Dict(member_parameters(parameters, k)),
@@ -591,7 +661,7 @@ class MlepiWorkChain(CommitteeSteps, WorkChain):
         return bool(self.ctx.engine_pending)
 
     def submit_engine_hamiltonians(self):
-        batch = self._check_jobs().submit_batch(self, self.ctx.ground_truth_structures, self.ctx.engine_pending,
+        batch = self._check_jobs(hamiltonian=True).submit_batch(self, self.ctx.ground_truth_structures, self.ctx.engine_pending,
                                                 hamiltonian=True, prefix="check_engine_h_",
                                                 max_concurrent=self._check_max_concurrent())
         self.ctx.engine_pending, self.ctx.engine_batch, self.ctx.engine_failed = batch.rest, batch.keys(), batch.failed
@@ -707,6 +777,9 @@ class MlepiWorkChain(CommitteeSteps, WorkChain):
                 "requested": True, "performed": self.round_index > 0,
                 "labelled_samples": list(self.ctx.get("al_labelled", [])),
                 "datasets": self._dataset_sizes(*self._training_data()) if self.round_index > 0 else None}
+        if self.ctx.get("orthogonalisation_report") is not None:
+            report = self.ctx.orthogonalisation_report.get_dict()
+            stages["orthogonalisation"] = {key: report[key] for key in report if key != "per_structure"}
         if self.checks_ground_truth():
             jobs = self._check_jobs()
             stages["check_engine"] = {"engine": jobs.engine, "parameters": jobs.parameters.get_dict(),

@@ -93,7 +93,8 @@ def _hbn_bilayer():
 
 def test_pipeline_check_engine_validation(relaxed_ab_bilayer, aiida_profile):
     """Clear 302/301 messages: an engine without H(R) cannot do the check; GPAW needs its code; GPAW's
-    non-orthogonal H(R) cannot train HedgeNet-Electron (S = 1 only); B and N are refused with the carbon-only
+    non-orthogonal H(R) no longer stop the pipeline (they are Löwdin-orthogonalised before training: the run
+    gets past that check to a later one, the committee size); B and N are refused with the carbon-only
     reference engine but pass the element check with GPAW."""
     from aiida.engine import run_get_node
 
@@ -108,23 +109,25 @@ def test_pipeline_check_engine_validation(relaxed_ab_bilayer, aiida_profile):
                                                                     protocol="gpaw_cpu", code=code))
     assert node.exit_status == 302 and "ground-truth check: engine_inputs.code" in node.exit_message, \
         node.exit_message
+    too_big = {"committee": {"phonon": 99}}  # checked after the basis: a 302 here means the basis passed
     _, node = run_get_node(MlepiWorkChain.get_builder_from_protocol(relaxed_ab_bilayer, engine="gpaw",
-                                                                    protocol="gpaw_cpu", code=code,
+                                                                    protocol="gpaw_cpu", code=code, overrides=too_big,
                                                                     engine_inputs={"code": code}))
-    assert node.exit_status == 302 and "non-orthogonal (LCAO) basis" in node.exit_message, node.exit_message
+    assert node.exit_status == 302 and "committee.phonon must be an integer" in node.exit_message, node.exit_message
     assert not node.called  # refused before the (GPAW) datasets
     hbn = _hbn_bilayer()
     _, node = run_get_node(MlepiWorkChain.get_builder_from_protocol(hbn, protocol="fast", code=code))
     assert node.exit_status == 301 and "B, N" in node.exit_message
     builder = MlepiWorkChain.get_builder_from_protocol(hbn, engine="gpaw", protocol="gpaw_cpu", code=code,
-                                                       overrides={"n_check": 0})
-    _, node = run_get_node(builder)  # B and N pass the engine's element check; the electron model stops it
-    assert node.exit_status == 302 and "non-orthogonal (LCAO) basis" in node.exit_message, node.exit_message
+                                                       overrides={"n_check": 0, **too_big})
+    _, node = run_get_node(builder)  # B and N pass the engine's element check and the basis check
+    assert node.exit_status == 302 and "committee.phonon must be an integer" in node.exit_message, node.exit_message
 
 
 def test_gpaw_protocol_builder(relaxed_ab_bilayer, aiida_profile):
-    """The gpaw_cpu protocol: GPAW parameters in the dataset, 3×3 k on the 3×3 production supercell for the
-    check (8×8 unit-cell k: 22 Å mesh supercell > 2 × 9.34 Å, the C dzp LCAO range), the code passed on."""
+    """The gpaw_cpu protocol: forces from szp(dzp), h 0.20 Å, D3(BJ) on 2×2 cells (6×6 unit-cell k → 3×3); H(R) from a
+    separate sz(dzp) dataset on the exact 9×9 unit-cell mesh (5×5 on 2×2); the electron network predicts the
+    6/7 Å blocks that the orthogonalisation keeps; 3×3 k on the 3×3 production supercell; the code passed on."""
     from aiida_mlepi.codes import ensure_local_python_code
     from aiida_mlepi.workchains.pipeline import MlepiWorkChain
 
@@ -132,10 +135,16 @@ def test_gpaw_protocol_builder(relaxed_ab_bilayer, aiida_profile):
     builder = MlepiWorkChain.get_builder_from_protocol(relaxed_ab_bilayer, engine="gpaw", protocol="gpaw_cpu",
                                                        code=code, engine_inputs={"code": code})
     parameters = builder.phonon_data.engine_parameters.get_dict()
-    assert parameters["basis"] == "dzp" and parameters["grid_spacing_angstrom"] == 0.3
-    assert builder.phonon_data.kpoints_mesh.get_list() == [4, 4, 1]
+    assert (parameters["basis"], parameters["grid_spacing_angstrom"], parameters["dispersion"]) == \
+        ("szp(dzp)", 0.2, "d3bj")
+    assert builder.phonon_data.kpoints_mesh.get_list() == [3, 3, 1]
     assert builder.phonon_data.engine_inputs["code"].uuid == code.uuid
-    assert builder.supercell_matrix.get_list() == [3, 3, 1] and builder.n_check.value == 2
+    electron = builder.electron_data.engine_parameters.get_dict()
+    assert electron["basis"] == "sz(dzp)" and builder.electron_data.hamiltonian.value
+    assert builder.electron_data.kpoints_mesh.get_list() == [5, 5, 1]
+    model = builder.electron_training.training_parameters["model"]
+    assert (model["block_cutoff_intra"], model["block_cutoff_inter"]) == (6.0, 7.0)
+    assert builder.supercell_matrix.get_list() == [3, 3, 1] and builder.n_check.value == 4
     assert builder.check.kpoints_mesh.get_list() == [3, 3, 1] and builder.check.max_concurrent.value == 2
 
 
