@@ -382,9 +382,13 @@ class PhononSetup:
             raise PhononError(f"PhononSetup format version {version} is not supported ({SETUP_FORMAT_VERSION} is)")
         return setup
 
-    def force_constants(self, forces: Sequence[np.ndarray]) -> np.ndarray:
+    def force_constants(self, forces: Sequence[np.ndarray], residual: np.ndarray | None = None) -> np.ndarray:
         """Supercell force constants (N, N, 3, 3) in eV/Å² from the forces (eV/Å) of every displacement.
 
+        ``residual``: the forces (eV/Å) of the undisplaced supercell, subtracted from every displaced one
+        (the residual-force correction: a geometry that is not a stationary point of the force model — a
+        catalogue structure not relaxed with it, or LCAO egg-box forces on a real-space grid — otherwise puts
+        F₀/u, tens of eV/Å² at u = 0.01 Å, into the force constants of forward displacements).
         phonopy fits them (``produce_force_constants``), symmetrises them (translational and
         permutation symmetry, ``symmetrize_force_constants``, which leaves a small drift), then
         :func:`enforce_acoustic_sum_rule` makes Σ_j Φ_ij = 0 exact.
@@ -393,6 +397,11 @@ class PhononSetup:
         if len(forces) != self.n_displacements:
             raise PhononError(f"expected forces for {self.n_displacements} displaced supercells, got {len(forces)}")
         arrays = [np.asarray(f, dtype=float) for f in forces]
+        if residual is not None:
+            residual = np.asarray(residual, dtype=float)
+            if residual.shape != (n_sc, 3) or not np.all(np.isfinite(residual)):
+                raise PhononError(f"residual forces must be finite with shape ({n_sc}, 3), got {residual.shape}")
+            arrays = [f - residual if f.shape == residual.shape else f for f in arrays]
         for k, f in enumerate(arrays):
             if f.shape != (n_sc, 3):
                 raise PhononError(f"forces of displacement {k} have shape {f.shape}, expected ({n_sc}, 3)")
@@ -406,9 +415,10 @@ class PhononSetup:
         phonon.symmetrize_force_constants(show_drift=False)
         return enforce_acoustic_sum_rule(phonon.force_constants)
 
-    def supercell_modes(self, forces: Sequence[np.ndarray]) -> SupercellModes:
-        """All modes of the supercell from the forces (eV/Å) of :meth:`displaced_supercells`."""
-        return modes_from_force_constants(self.supercell, self.force_constants(forces))
+    def supercell_modes(self, forces: Sequence[np.ndarray], residual: np.ndarray | None = None) -> SupercellModes:
+        """All modes of the supercell from the forces (eV/Å) of :meth:`displaced_supercells` (``residual``: the
+        undisplaced supercell's forces, subtracted; see :meth:`force_constants`)."""
+        return modes_from_force_constants(self.supercell, self.force_constants(forces, residual))
 
     def band_structure(self, force_constants: np.ndarray, npoints: int = 51) -> PhononBands:
         """Γ–M–K–Γ bands of the unit cell from this setup's supercell force constants."""
@@ -437,9 +447,12 @@ def _numpy_dataset(dataset: dict) -> dict:
 
 def compute_supercell_modes(unitcell: Atoms, supercell_matrix: Sequence[int] | np.ndarray,
                             force_fn: ForceFunction,
-                            displacement_angstrom: float = DEFAULT_DISPLACEMENT_ANGSTROM) -> SupercellModes:
-    """Convenience: displacements, forces by ``force_fn`` (Atoms → (N, 3) eV/Å), all supercell modes."""
+                            displacement_angstrom: float = DEFAULT_DISPLACEMENT_ANGSTROM,
+                            subtract_residual: bool = False) -> SupercellModes:
+    """Convenience: displacements, forces by ``force_fn`` (Atoms → (N, 3) eV/Å), all supercell modes
+    (``subtract_residual``: one more force call, the undisplaced supercell's, subtracted)."""
     setup = PhononSetup.create(unitcell, supercell_matrix=supercell_matrix,
                                displacement_angstrom=displacement_angstrom)
     forces = [np.asarray(force_fn(atoms), dtype=float) for atoms in setup.displaced_supercells()]
-    return setup.supercell_modes(forces)
+    residual = np.asarray(force_fn(setup.supercell), dtype=float) if subtract_residual else None
+    return setup.supercell_modes(forces, residual)

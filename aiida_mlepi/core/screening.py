@@ -44,8 +44,8 @@ __all__ = ["WORKFLOWS", "LOOP_ENGINES", "ScreeningError", "ScreeningRun", "Scree
 
 #: ``workflow`` of a run: the engine-only EPI loop (EpiLoopWorkChain) or the whole MLEPI pipeline (MlepiWorkChain)
 WORKFLOWS = ("loop", "pipeline")
-#: engines the engine-only loop can use (its forces and H(R) providers are the reference engine)
-LOOP_ENGINES = ("reference",)
+#: engines the engine-only loop can use (they give forces and H(R): the reference engine in process, GPAW as CalcJobs)
+LOOP_ENGINES = ("reference", "gpaw")
 _RUN_FIELDS = {"material", "name", "engine", "workflow", "protocol", "overrides"}
 _DEFAULT_FIELDS = {"workflow", "protocol", "overrides", "engine"}
 _TOP_FIELDS = {"defaults", "materials", "screen"}
@@ -154,8 +154,8 @@ def _run_problem(run: ScreeningRun, protocols: Collection[str]) -> str | None:
         return (f"material {entry.name!r} has {len(entry.layers)} layer; the EPI loop of a van der Waals stack "
                 "needs ≥ 2 layers")
     if run.workflow == "loop" and run.engine not in LOOP_ENGINES:
-        return (f"the engine-only loop (workflow 'loop') computes with the reference engine only, not "
-                f"{run.engine!r}; use workflow 'pipeline' for {run.engine!r}")
+        return (f"the engine-only loop (workflow 'loop') needs an engine that gives both forces and H(R) "
+                f"({', '.join(LOOP_ENGINES)}), not {run.engine!r}; use workflow 'pipeline' for {run.engine!r}")
     supported = engine_elements(run.engine)
     if supported is not None:
         missing = sorted(set(entry.elements) - supported)

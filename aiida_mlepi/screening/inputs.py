@@ -1,7 +1,9 @@
 """The process and inputs of one screening run, from the run description stored on its structure node.
 
 ``workflow: loop`` → :class:`~aiida_mlepi.workchains.epi_loop.EpiLoopWorkChain` (the engine computes forces and
-H(R) directly) with the ``production`` values of the pipeline protocol; ``workflow: pipeline`` →
+H(R) directly: in process for the reference engine, through the engine's own CalcJobs for GPAW, with the
+per-material GPAW settings of the ``screening`` dataset protocol) with the ``production`` values of the pipeline
+protocol; ``workflow: pipeline`` →
 :class:`~aiida_mlepi.workchains.pipeline.MlepiWorkChain` from ``get_builder_from_protocol``. In both, the
 spectral model (and band-edge k-points) of the catalogue entry's ``observable`` set the observable settings.
 Override keys: those of ``protocols/pipeline.yaml``, plus ``observable_settings`` (merged over the entry's
@@ -63,6 +65,10 @@ def build_process(run: Mapping[str, Any], structure: LayeredStructureData, group
     overrides = dict(run["overrides"])
     overrides.pop("observable_settings", None)
     loop_overrides = overrides.pop("loop", None) or {}
+    if code is None and (run["workflow"] == "pipeline" or run["engine"] in ENGINES_WITH_CODE):
+        from aiida_mlepi.codes import ensure_local_python_code
+
+        code = ensure_local_python_code()
     if run["workflow"] == "loop":
         values = protocol_inputs(run["protocol"], overrides, PROTOCOL_FILE)
         production = values["production"]
@@ -73,12 +79,18 @@ def build_process(run: Mapping[str, Any], structure: LayeredStructureData, group
         builder.n_samples = orm.Int(production["n_samples"])
         builder.sampler = orm.Str(production["sampler"])
         builder.engine_parameters = orm.Dict(values["engine_parameters"])
+        if run["engine"] != "reference":
+            # the engine-only loop of another engine: its own processes give the phonon forces and every H(R),
+            # with the per-material settings of the `screening` dataset protocol (overrides.loop replaces them)
+            builder.force_provider = builder.hamiltonian_provider = orm.Str("engine")
+            builder.engine = orm.Str(run["engine"])
+            builder.subtract_residual_forces = orm.Bool(True)  # the catalogue geometry is not relaxed with it
+            dataset = protocol_inputs("screening", None, material=run["material"])
+            builder.engine_parameters = orm.Dict(dataset["engines"].get(run["engine"], {}).get("parameters", {}))
+            if run["engine"] in ENGINES_WITH_CODE:
+                builder.engine_inputs = {"code": code}
         loop = builder
     else:
-        if code is None:
-            from aiida_mlepi.codes import ensure_local_python_code
-
-            code = ensure_local_python_code()
         builder = MlepiWorkChain.get_builder_from_protocol(structure, engine=run["engine"], protocol=run["protocol"],
                                                            code=code, overrides=overrides)
         if run["engine"] in ENGINES_WITH_CODE:

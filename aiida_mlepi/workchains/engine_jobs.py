@@ -16,11 +16,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiida import orm
-from aiida.engine import WorkChain
+from aiida.engine import ToContext, WorkChain
 from aiida.engine.utils import is_process_function
 
 from aiida_mlepi.engines.base import DatasetEngine, MemberFailure, get_engine
 
+from .common import progress_message
 from .resume import resumable_call
 
 
@@ -79,3 +80,55 @@ def engine_result(backend: DatasetEngine, node: orm.ProcessNode, hamiltonian: bo
         return (backend.hamiltonian_node(node) if hamiltonian else backend.forces_node(node)), ""
     except MemberFailure as failure:
         return None, f"{node.process_label}<{node.pk}>: {failure}"
+
+
+class EngineHamiltonianSteps:
+    """Outline steps for a WorkChain that needs the engine's H(R) of several structures, in batches.
+
+    Call :meth:`queue_engine_hamiltonians` (label → structure) in a step, then
+    ``while_(cls.has_pending_engine_hamiltonians)(cls.submit_engine_hamiltonians, cls.inspect_engine_hamiltonians)``;
+    the H(R) nodes end up in ``ctx.engine_hamiltonians`` (same labels). The WorkChain gives
+    :meth:`engine_hamiltonian_jobs` (an :class:`EngineJobs`), :meth:`engine_max_concurrent` and the exit code
+    ``ERROR_ENGINE_HAMILTONIAN_FAILED`` (formatted with ``message``). Each process is linked as
+    ``ENGINE_HAMILTONIAN_PREFIX + label``.
+    """
+
+    ENGINE_HAMILTONIAN_PREFIX = "engine_h_"
+
+    def engine_hamiltonian_jobs(self) -> EngineJobs:  # pragma: no cover - every user overrides it
+        raise NotImplementedError
+
+    def engine_max_concurrent(self) -> int:  # pragma: no cover - every user overrides it
+        raise NotImplementedError
+
+    def queue_engine_hamiltonians(self, structures: dict[str, orm.Data]) -> None:
+        self.ctx.engine_structures = structures
+        self.ctx.engine_pending = sorted(structures)
+        self.ctx.engine_hamiltonians = {}
+
+    def has_pending_engine_hamiltonians(self) -> bool:
+        return bool(self.ctx.engine_pending)
+
+    def submit_engine_hamiltonians(self):
+        batch = self.engine_hamiltonian_jobs().submit_batch(
+            self, self.ctx.engine_structures, self.ctx.engine_pending, hamiltonian=True,
+            prefix=self.ENGINE_HAMILTONIAN_PREFIX, max_concurrent=self.engine_max_concurrent())
+        self.ctx.engine_pending, self.ctx.engine_batch, self.ctx.engine_failed = batch.rest, batch.keys(), batch.failed
+        for key, node in batch.done.items():
+            self.ctx[key] = node
+        return ToContext(**batch.running)
+
+    def inspect_engine_hamiltonians(self):
+        jobs = self.engine_hamiltonian_jobs()
+        backend = jobs.backend
+        for key in self.ctx.engine_batch:
+            if key in self.ctx.engine_failed:
+                return self.exit_codes.ERROR_ENGINE_HAMILTONIAN_FAILED.format(message=self.ctx.engine_failed[key])
+            hamiltonian, reason = engine_result(backend, self.ctx[key], hamiltonian=True)
+            if hamiltonian is None:
+                return self.exit_codes.ERROR_ENGINE_HAMILTONIAN_FAILED.format(message=reason)
+            self.ctx.engine_hamiltonians[key.removeprefix(self.ENGINE_HAMILTONIAN_PREFIX)] = hamiltonian
+        done = len(self.ctx.engine_structures) - len(self.ctx.engine_pending)
+        self.report(progress_message("engine-hamiltonians", done, len(self.ctx.engine_structures),
+                                     f"({jobs.engine})"))
+        return None

@@ -8,7 +8,7 @@ computer of ``inference.code`` (e.g. a GPU node); the one undisplaced supercell'
 from __future__ import annotations
 
 from aiida import orm
-from aiida.engine import ToContext, WorkChain
+from aiida.engine import ToContext, WorkChain, if_, while_
 
 from aiida_mlepi.calculations.observables import compute_fermi_velocity
 from aiida_mlepi.calculations.sampling import SAMPLERS
@@ -22,9 +22,11 @@ from aiida_mlepi.data.layered_structure import LayeredStructureData
 from aiida_mlepi.data.model import TrainedModelData
 from aiida_mlepi.calculations.electron import electron_model_problem
 from aiida_mlepi.calculations.inference import HedgeNetHamiltonianCalculation
+from aiida_mlepi.engines.base import UnknownEngineError, available_engines, get_engine
 
 from .common import (FORCE_PROVIDERS, HAMILTONIAN_PROVIDERS, child_failure, define_structure_exit_codes,
-                     temperatures_problem, unsupported_elements)
+                     structure_elements, temperatures_problem, unsupported_elements)
+from .engine_jobs import EngineHamiltonianSteps, EngineJobs
 from .inference import define_inference_inputs, inference_inputs, inference_problem
 from .observable import ESTIMATORS, ObservableWorkChain, estimator_of, hamiltonian_of
 from .phonons import PhononWorkChain, model_input_problem
@@ -37,16 +39,27 @@ DEFAULT_OBSERVABLE_SETTINGS = {"electrons_per_atom": 4.0, "estimator": "spectral
                                "k_radius_inv_angstrom": 0.05, "n_directions": 6}
 
 
+#: providers of the loop: the reference engine, HedgeNet, or 'engine' (any dataset engine named by `engine`, e.g. GPAW
+#: CalcJobs: the engine-only loop of a non-carbon material)
+LOOP_FORCE_PROVIDERS = (*FORCE_PROVIDERS, "engine")
+LOOP_HAMILTONIAN_PROVIDERS = (*HAMILTONIAN_PROVIDERS, "engine")
+
+
 def temperature_key(temperature_k: float) -> str:
     return f"T_{temperature_k:g}K".replace(".", "p")
 
 
-class EpiLoopWorkChain(WorkChain):
+class EpiLoopWorkChain(EngineHamiltonianSteps, WorkChain):
     """The whole loop for one layered material, every step recorded.
+
+    ``force_provider`` / ``hamiltonian_provider`` ``'engine'``: the dataset engine named by ``engine`` (e.g.
+    ``'gpaw'``, with ``engine_inputs``: its code) gives the phonon forces and the H(R) of the static supercell and
+    of every sample, through its own processes (GPAW CalcJobs), at most ``engine_max_concurrent`` at once, on
+    the k mesh ``phonon_kpoints_mesh`` (H(R) exact only if the mesh supercell exceeds twice the basis range).
 
     Exit codes: 300 single layer, 301 unsupported element, 302 invalid input (also: non-numeric temperatures,
     bad model files, unknown sampler or estimator), 303 negative temperature, 304 bad sample count,
-    401–403 a stage failed (the child's exit status and message are in the message).
+    401–403 a stage failed (the child's exit status and message are in the message), 404 an engine H(R) failed.
     """
 
     @classmethod
@@ -67,13 +80,18 @@ class EpiLoopWorkChain(WorkChain):
         spec.input("seed", valid_type=orm.Int, default=lambda: orm.Int(20240601))
         spec.input("antithetic", valid_type=orm.Bool, default=lambda: orm.Bool(True))
         spec.input("displacement_angstrom", valid_type=orm.Float, default=lambda: orm.Float(0.01))
+        spec.input("subtract_residual_forces", valid_type=orm.Bool, default=lambda: orm.Bool(False),
+                   help="Phonons: subtract the undisplaced supercell's forces from the displaced ones (a catalogue "
+                        "geometry that the force provider has not relaxed, e.g. with GPAW).")
         spec.input("engine_parameters", valid_type=orm.Dict, default=lambda: orm.Dict({}))
         spec.input("force_provider", valid_type=orm.Str, default=lambda: orm.Str("reference"),
-                   help=f"Forces of the phonon stage: one of {FORCE_PROVIDERS} ('hedgenet' needs phonon_model).")
+                   help=f"Forces of the phonon stage: one of {LOOP_FORCE_PROVIDERS} ('hedgenet' needs phonon_model; "
+                        "'engine' the dataset engine `engine`).")
         spec.input("phonon_model", valid_type=TrainedModelData, required=False,
                    help="Trained HedgeNet-Phonon used with force_provider='hedgenet'.")
         spec.input("hamiltonian_provider", valid_type=orm.Str, default=lambda: orm.Str("reference"),
-                   help=f"H(R) of the samples: one of {HAMILTONIAN_PROVIDERS} ('hedgenet' needs hamiltonian_model).")
+                   help=f"H(R) of the samples: one of {LOOP_HAMILTONIAN_PROVIDERS} ('hedgenet' needs hamiltonian_model; "
+                        "'engine' the dataset engine `engine`).")
         spec.input("hamiltonian_model", valid_type=TrainedModelData, required=False,
                    help="Trained HedgeNet-Electron used with hamiltonian_provider='hedgenet'.")
         spec.input("phonon_kpoints_mesh", valid_type=orm.List, required=False,
@@ -82,6 +100,13 @@ class EpiLoopWorkChain(WorkChain):
                         "with the equivalent mesh (supercell × this mesh).")
         spec.input("observable_settings", valid_type=orm.Dict, default=lambda: orm.Dict({}),
                    help=f"Overrides of {DEFAULT_OBSERVABLE_SETTINGS}.")
+        spec.input("engine", valid_type=orm.Str, default=lambda: orm.Str("reference"),
+                   help="Dataset engine of the 'engine' providers (aiida_mlepi.dataset_engines); its parameters are "
+                        "`engine_parameters`.")
+        spec.input_namespace("engine_inputs", dynamic=True, populate_defaults=False, required=False,
+                             help="Further inputs of the engine's processes (GPAW: code, options).")
+        spec.input("engine_max_concurrent", valid_type=orm.Int, default=lambda: orm.Int(2),
+                   help="Engine processes running at once (the 'engine' providers).")
         define_inference_inputs(spec)
         spec.outline(
             cls.validate_inputs,
@@ -89,6 +114,10 @@ class EpiLoopWorkChain(WorkChain):
             cls.inspect_phonons,
             cls.run_sampling,
             cls.inspect_sampling,
+            if_(cls.uses_engine_hamiltonians)(
+                cls.queue_sample_hamiltonians,
+                while_(cls.has_pending_engine_hamiltonians)(cls.submit_engine_hamiltonians,
+                                                            cls.inspect_engine_hamiltonians)),
             cls.run_observables,
             cls.inspect_observables,
             cls.summarize,
@@ -114,6 +143,7 @@ class EpiLoopWorkChain(WorkChain):
         spec.exit_code(402, "ERROR_SAMPLING_FAILED", message="The sampling stage failed at {temperature} K: {message}")
         spec.exit_code(403, "ERROR_OBSERVABLE_FAILED",
                        message="The observable stage failed at {temperature} K: {message}")
+        spec.exit_code(404, "ERROR_ENGINE_HAMILTONIAN_FAILED", message="An engine H(R) failed: {message}")
 
     # ------------------------------------------------------------------ validation
     def validate_inputs(self):
@@ -121,10 +151,17 @@ class EpiLoopWorkChain(WorkChain):
         if structure.num_layers < 2:
             return self.exit_codes.ERROR_SINGLE_LAYER.format(count=structure.num_layers)
         # the reference engine has parameters for carbon only; HedgeNet models check their own elements below
-        uses_reference = "reference" in (self.inputs.force_provider.value, self.inputs.hamiltonian_provider.value)
-        missing = unsupported_elements(structure) if uses_reference else []
+        providers = (self.inputs.force_provider.value, self.inputs.hamiltonian_provider.value)
+        missing = unsupported_elements(structure) if "reference" in providers else []
         if missing:
             return self.exit_codes.ERROR_UNSUPPORTED_ELEMENT.format(elements=", ".join(missing))
+        if "engine" in providers:
+            reason = self._engine_problem()
+            if reason:
+                return self.exit_codes.ERROR_INVALID_INPUT.format(reason=reason)
+            missing = self.engine_hamiltonian_jobs().backend.unsupported_elements(structure_elements(structure))
+            if missing:
+                return self.exit_codes.ERROR_UNSUPPORTED_ELEMENT.format(elements=", ".join(missing))
         problem = temperatures_problem(self.inputs.temperatures_k.get_list())
         if problem:
             return self.exit_codes.ERROR_INVALID_INPUT.format(reason=problem)
@@ -140,17 +177,17 @@ class EpiLoopWorkChain(WorkChain):
             return self.exit_codes.ERROR_INVALID_INPUT.format(
                 reason=f"supercell_matrix must be three positive integers [n1, n2, n3], got {matrix}")
         provider = self.inputs.force_provider.value
-        if provider not in FORCE_PROVIDERS:
+        if provider not in LOOP_FORCE_PROVIDERS:
             return self.exit_codes.ERROR_INVALID_INPUT.format(
-                reason=f"force_provider {provider!r} is not one of {FORCE_PROVIDERS}")
+                reason=f"force_provider {provider!r} is not one of {LOOP_FORCE_PROVIDERS}")
         if provider == "hedgenet":
             reason = model_input_problem(self.inputs.get("phonon_model"), structure)
             if reason:
                 return self.exit_codes.ERROR_INVALID_INPUT.format(reason=reason.replace("`model`", "`phonon_model`"))
         h_provider = self.inputs.hamiltonian_provider.value
-        if h_provider not in HAMILTONIAN_PROVIDERS:
+        if h_provider not in LOOP_HAMILTONIAN_PROVIDERS:
             return self.exit_codes.ERROR_INVALID_INPUT.format(
-                reason=f"hamiltonian_provider {h_provider!r} is not one of {HAMILTONIAN_PROVIDERS}")
+                reason=f"hamiltonian_provider {h_provider!r} is not one of {LOOP_HAMILTONIAN_PROVIDERS}")
         if h_provider == "hedgenet":
             problem = electron_model_problem(self.inputs.get("hamiltonian_model"))
             if problem:
@@ -173,15 +210,63 @@ class EpiLoopWorkChain(WorkChain):
         self.ctx.temperatures = temperatures
         return None
 
-    # ------------------------------------------------------------------ phonons
-    def run_phonons(self):
+    # ------------------------------------------------------------------ the dataset engine ('engine' providers)
+    def _kpoints_mesh(self) -> orm.List:
+        """Γ-centred mesh of the supercell's engine calculations (forces and H(R))."""
         mesh = self.inputs.get("phonon_kpoints_mesh")
         if mesh is None:
-            mesh = orm.List(list(supercell_kpoints_mesh(tuple(self.ctx.supercell_diagonal))))
+            matrix = self.inputs.supercell_matrix.get_list()
+            mesh = orm.List(list(supercell_kpoints_mesh(tuple(matrix))))
+        return mesh
+
+    def engine_hamiltonian_jobs(self) -> EngineJobs:
+        return EngineJobs(self.inputs.engine.value, self.inputs.engine_parameters, self._kpoints_mesh(),
+                          dict(self.inputs.get("engine_inputs", {})))
+
+    def engine_max_concurrent(self) -> int:
+        return self.inputs.engine_max_concurrent.value
+
+    def _engine_problem(self) -> str | None:
+        name = self.inputs.engine.value
+        try:
+            backend = get_engine(name)
+        except UnknownEngineError:
+            return f"unknown engine {name!r}; registered: {', '.join(available_engines())}"
+        if self.inputs.engine_max_concurrent.value < 1:
+            return f"engine_max_concurrent must be ≥ 1, got {self.inputs.engine_max_concurrent.value}"
+        hamiltonian = self.inputs.hamiltonian_provider.value == "engine"
+        if hamiltonian and not backend.provides_hamiltonian:
+            return f"hamiltonian_provider 'engine': engine {name!r} gives no H(R)"
+        if self.inputs.force_provider.value == "engine" and not backend.provides_forces_node:
+            return f"force_provider 'engine': engine {name!r} gives no forces node for phonons"
+        jobs = self.engine_hamiltonian_jobs()
+        return backend.validate(self.inputs.structure, jobs.parameters.get_dict(), jobs.kpoints_mesh.get_list(),
+                                hamiltonian, jobs.engine_inputs)
+
+    def uses_engine_hamiltonians(self) -> bool:
+        return self.inputs.hamiltonian_provider.value == "engine"
+
+    def queue_sample_hamiltonians(self):
+        """The engine's H(R) of the undisplaced supercell (``static``) and of every sample (``T_…K_<label>``)."""
+        structures = {"static": self.ctx.phonons.outputs.supercell}
+        for temperature in self.ctx.temperatures:
+            key = temperature_key(temperature)
+            samples = self.ctx[f"sampling_{key}"].outputs.samples
+            structures.update({f"{key}_{label}": samples[label] for label in samples})
+        self.queue_engine_hamiltonians(structures)
+        self.report(f"H(R) of {len(structures)} structures from engine {self.inputs.engine.value!r}")
+
+    # ------------------------------------------------------------------ phonons
+    def run_phonons(self):
+        mesh = self._kpoints_mesh()
         inputs = dict(structure=self.inputs.structure, supercell_matrix=self.inputs.supercell_matrix,
                       displacement_angstrom=self.inputs.displacement_angstrom,
+                      subtract_residual_forces=self.inputs.subtract_residual_forces,
                       engine_parameters=self.inputs.engine_parameters, kpoints_mesh=mesh,
                       force_provider=self.inputs.force_provider)
+        if self.inputs.force_provider.value == "engine":
+            inputs.update(engine=self.inputs.engine, engine_inputs=dict(self.inputs.get("engine_inputs", {})),
+                          max_concurrent=self.inputs.engine_max_concurrent)
         if "phonon_model" in self.inputs:
             inputs["model"] = self.inputs.phonon_model
         if self.inputs.force_provider.value == "hedgenet" and inference_inputs(self):
@@ -230,8 +315,11 @@ class EpiLoopWorkChain(WorkChain):
         settings = self._observable_settings()
         # the static (undisplaced) lattice, the reference of the renormalisation: same provider, same estimator
         supercell = self.ctx.phonons.outputs.supercell
-        hamiltonian = hamiltonian_of(self, "static_hamiltonian", supercell, self.inputs.hamiltonian_provider.value,
-                                     self.inputs.get("hamiltonian_model"), self.inputs.engine_parameters)
+        if self.uses_engine_hamiltonians():
+            hamiltonian = self.ctx.engine_hamiltonians["static"]
+        else:
+            hamiltonian = hamiltonian_of(self, "static_hamiltonian", supercell, self.inputs.hamiltonian_provider.value,
+                                         self.inputs.get("hamiltonian_model"), self.inputs.engine_parameters)
         spectral = estimator_of(settings) == "spectral"
         static_inputs = {}
         if spectral:
@@ -250,6 +338,9 @@ class EpiLoopWorkChain(WorkChain):
             extra = {"hamiltonian_model": self.inputs.hamiltonian_model} if "hamiltonian_model" in self.inputs else {}
             if self.inputs.hamiltonian_provider.value == "hedgenet" and inference_inputs(self):
                 extra["inference"] = inference_inputs(self)
+            if self.uses_engine_hamiltonians():
+                key = temperature_key(temperature)
+                extra["hamiltonians"] = {label: self.ctx.engine_hamiltonians[f"{key}_{label}"] for label in samples}
             running = self.submit(ObservableWorkChain, structures=samples, temperature_k=orm.Float(temperature),
                                   settings=settings, engine_parameters=self.inputs.engine_parameters,
                                   antithetic=self.inputs.antithetic,

@@ -77,6 +77,10 @@ class PhononWorkChain(WorkChain):
                    help="Parameters of the reference engine (defaults if empty).")
         spec.input("kpoints_mesh", valid_type=orm.List, default=lambda: orm.List([1, 1, 1]),
                    help="Γ-centred k mesh used for the forces of the supercell.")
+        spec.input("subtract_residual_forces", valid_type=orm.Bool, default=lambda: orm.Bool(False),
+                   help="Also compute the undisplaced supercell and subtract its forces from every displaced one "
+                        "(for a structure that is not a stationary point of the force provider, e.g. a catalogue "
+                        "geometry with GPAW; costs one more force calculation).")
         define_inference_inputs(spec)
         spec.input("engine", valid_type=orm.Str, default=lambda: orm.Str("reference"),
                    help="Dataset engine of force_provider='engine' (aiida_mlepi.dataset_engines); its "
@@ -159,8 +163,10 @@ class PhononWorkChain(WorkChain):
                                 False, jobs.engine_inputs)
 
     def displace(self):
+        extra = {"include_undisplaced": self.inputs.subtract_residual_forces} \
+            if self.inputs.subtract_residual_forces.value else {}
         result, _ = resumable_call(self, generate_displacements, "generate_displacements", self.inputs.structure,
-                                   self.inputs.supercell_matrix, self.inputs.displacement_angstrom)
+                                   self.inputs.supercell_matrix, self.inputs.displacement_angstrom, **extra)
         self.ctx.phonopy_setup = result["phonopy_setup"]
         self.ctx.supercells = result["supercells"]
         self.ctx.pending = sorted(self.ctx.supercells)

@@ -68,7 +68,7 @@ from .committee import CommitteeSteps, member_parameters
 from .common import (child_failure, define_structure_exit_codes, progress_message, structure_elements,
                      temperatures_problem)
 from .dataset import DatasetWorkChain, protocol_inputs, supercell_kpoints
-from .engine_jobs import EngineJobs, engine_result
+from .engine_jobs import EngineHamiltonianSteps, EngineJobs
 from .epi_loop import DEFAULT_OBSERVABLE_SETTINGS, EpiLoopWorkChain, temperature_key
 from .observable import ObservableWorkChain
 from .phonons import PhononWorkChain, model_input_problem
@@ -128,7 +128,7 @@ def stage_wall_time(nodes: list[orm.ProcessNode]) -> float | None:
     return float((max(n.mtime for n in nodes) - min(n.ctime for n in nodes)).total_seconds())
 
 
-class MlepiWorkChain(CommitteeSteps, WorkChain):
+class MlepiWorkChain(CommitteeSteps, EngineHamiltonianSteps, WorkChain):
     """Datasets → both HedgeNet committees → the EPI loop with member 0 → committee spread (→ one round of
     active learning) → ground-truth check → summary.
 
@@ -275,6 +275,8 @@ class MlepiWorkChain(CommitteeSteps, WorkChain):
         builder.temperatures_k = orm.List([float(t) for t in production["temperatures_k"]])
         builder.n_samples = orm.Int(production["n_samples"])
         builder.sampler = orm.Str(production["sampler"])
+        if production.get("subtract_residual_forces"):
+            builder.loop.subtract_residual_forces = orm.Bool(True)
         builder.n_check = orm.Int(values["n_check"])
         builder.committee = orm.Dict({which: int(n) for which, n in values["committee"].items()})
         builder.committee_threshold = orm.Dict(values["committee_threshold"])
@@ -643,12 +645,11 @@ class MlepiWorkChain(CommitteeSteps, WorkChain):
             checked[key] = labels
             structures.update({f"{key}_{label}": node.inputs.structures[label] for label in labels})
         self.ctx.ground_truth_labels = checked
-        self.ctx.ground_truth_structures = structures
-        self.ctx.engine_pending = sorted(structures)
-        self.ctx.engine_hamiltonians = {}
+        self.queue_engine_hamiltonians(structures)
         jobs = self._check_jobs()
         phonon_inputs = {name: ml_phonons.inputs[name] for name in ("structure", "supercell_matrix",
-                                                                    "displacement_angstrom")}
+                                                                    "displacement_angstrom",
+                                                                    "subtract_residual_forces")}
         running = self.submit(PhononWorkChain, **phonon_inputs, force_provider=orm.Str("engine"),
                               engine=self.inputs.engine, engine_parameters=jobs.parameters,
                               kpoints_mesh=jobs.kpoints_mesh, engine_inputs=jobs.engine_inputs,
@@ -657,31 +658,14 @@ class MlepiWorkChain(CommitteeSteps, WorkChain):
                     f"{len(structures)} structures (checked samples + static supercell)")
         return ToContext(engine_phonons=running)
 
-    def has_pending_engine_hamiltonians(self) -> bool:
-        return bool(self.ctx.engine_pending)
+    # the engine H(R) of the check: EngineHamiltonianSteps with the check's jobs (link labels check_engine_h_*)
+    ENGINE_HAMILTONIAN_PREFIX = "check_engine_h_"
 
-    def submit_engine_hamiltonians(self):
-        batch = self._check_jobs(hamiltonian=True).submit_batch(self, self.ctx.ground_truth_structures, self.ctx.engine_pending,
-                                                hamiltonian=True, prefix="check_engine_h_",
-                                                max_concurrent=self._check_max_concurrent())
-        self.ctx.engine_pending, self.ctx.engine_batch, self.ctx.engine_failed = batch.rest, batch.keys(), batch.failed
-        for key, node in batch.done.items():
-            self.ctx[key] = node
-        return ToContext(**batch.running)
+    def engine_hamiltonian_jobs(self) -> EngineJobs:
+        return self._check_jobs(hamiltonian=True)
 
-    def inspect_engine_hamiltonians(self):
-        backend = get_engine(self.inputs.engine.value)
-        for key in self.ctx.engine_batch:
-            if key in self.ctx.engine_failed:
-                return self.exit_codes.ERROR_ENGINE_HAMILTONIAN_FAILED.format(message=self.ctx.engine_failed[key])
-            hamiltonian, reason = engine_result(backend, self.ctx[key], hamiltonian=True)
-            if hamiltonian is None:
-                return self.exit_codes.ERROR_ENGINE_HAMILTONIAN_FAILED.format(message=reason)
-            self.ctx.engine_hamiltonians[key.removeprefix("check_engine_h_")] = hamiltonian
-        done = len(self.ctx.ground_truth_structures) - len(self.ctx.engine_pending)
-        self.report(progress_message("ground-truth-hamiltonians", done, len(self.ctx.ground_truth_structures),
-                                     f"({self.inputs.engine.value})"))
-        return None
+    def engine_max_concurrent(self) -> int:
+        return self._check_max_concurrent()
 
     def run_check_observables(self):
         """The checked samples through ObservableWorkChain with the engine's H(R) and with HedgeNet-Electron."""

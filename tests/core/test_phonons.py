@@ -345,3 +345,19 @@ def test_relaxed_ab_bilayer_6x6_modes(engine_bilayer_modes):
         assert 10.0 < freqs_cm1[mu] < 60.0
     # the G mode of graphene is ~1580 cm⁻¹; any sensible carbon force field puts the top in 1200–2000 cm⁻¹
     assert 1200.0 < freqs_cm1.max() < 2000.0
+
+
+def test_residual_forces_are_subtracted(graphene, setup_6x6):
+    """A force model whose undisplaced supercell is not a stationary point (a constant residual F₀ on every atom,
+    as GPAW at an unrelaxed catalogue geometry): forward differences put F₀/u into the force constants (graphene's
+    one displacement has no minus partner), the residual correction recovers the clean modes (1e-5 THz)."""
+    model = GrapheneSprings(graphene)
+    residual = 0.05 * np.random.default_rng(4).standard_normal((len(setup_6x6.supercell), 3))  # eV/Å
+    clean = setup_6x6.supercell_modes([model(atoms) for atoms in setup_6x6.displaced_supercells()])
+    forces = [model(atoms) + residual for atoms in setup_6x6.displaced_supercells()]
+    biased = setup_6x6.supercell_modes(forces)
+    assert np.abs(biased.frequencies_thz - clean.frequencies_thz).max() > 1.0  # 0.05 eV/Å / 0.01 Å: ruined
+    corrected = setup_6x6.supercell_modes(forces, residual=model(setup_6x6.supercell) + residual)
+    np.testing.assert_allclose(corrected.frequencies_thz, clean.frequencies_thz, atol=1e-5)  # acoustic: √(round-off)
+    with pytest.raises(PhononError, match="residual forces must be finite"):
+        setup_6x6.supercell_modes(forces, residual=residual[:-1])

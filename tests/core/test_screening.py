@@ -61,7 +61,7 @@ def test_every_bad_entry_is_reported_once_before_anything(tmp_path):
           - ab-bilayergraphene
           - {{material: graphene-hbn, engine: reference, workflow: pipeline}}
           - {{material: single-graphene, workflow: loop}}
-          - {{material: mos2-ws2-heterobilayer, workflow: loop}}
+          - {{material: mos2-ws2-heterobilayer, workflow: loop, engine: vasp}}
           - {{material: aa-bilayer-graphene, protocol: quick}}
           - broken
         """)
@@ -73,7 +73,7 @@ def test_every_bad_entry_is_reported_once_before_anything(tmp_path):
            "'ab-bilayer-graphene'?)" in problems[0]
     assert problems[1].startswith("screen[2] (graphene-hbn): engine 'reference' has no parameters for element(s) B, N")
     assert problems[2].startswith("screen[3] (single-graphene): material 'single-graphene' has 1 layer")
-    assert "engine-only loop" in problems[3] and "'gpaw'" in problems[3]
+    assert "engine-only loop" in problems[3] and "not 'vasp'" in problems[3]  # VASP gives no H(R)
     assert "unknown protocol 'quick'" in problems[4]
     assert problems[5].startswith("screen[6] (broken):") and "field 'parameters.a'" in problems[5]
     message = str(info.value)

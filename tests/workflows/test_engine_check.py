@@ -160,3 +160,33 @@ def test_builder_gives_hedgenet_phonon_the_structure_species(relaxed_ab_bilayer,
     builder = MlepiWorkChain.get_builder_from_protocol(relaxed_ab_bilayer, protocol="fast", overrides={
         "phonon_training": {"training_parameters": {"model": model}}})
     assert builder.phonon_training.training_parameters["model"]["atomic_numbers"] == [6, 7]  # given: kept
+
+
+def test_engine_only_loop_through_the_engine_processes_equals_the_reference_loop(relaxed_ab_bilayer):
+    """EpiLoopWorkChain with force_provider = hamiltonian_provider = 'engine' (engine='reference': the dataset
+    engine's own processes, the path GPAW takes with CalcJobs) gives the same static lattice and thermal averages
+    as the in-process reference providers (1e-8 relative), with one engine H(R) per sample plus the static one."""
+    from aiida import orm
+    from aiida.engine import run_get_node
+
+    from aiida_mlepi.workchains.epi_loop import EpiLoopWorkChain
+
+    common = dict(structure=relaxed_ab_bilayer, supercell_matrix=orm.List([2, 2, 1]),
+                  temperatures_k=orm.List([0.0, 300.0]), n_samples=orm.Int(2), seed=orm.Int(3),
+                  observable_settings=orm.Dict({"spectral": {"line_points": 0}}))
+    _, reference = run_get_node(EpiLoopWorkChain, **common)
+    _, engine = run_get_node(EpiLoopWorkChain, **common, force_provider=orm.Str("engine"),
+                             hamiltonian_provider=orm.Str("engine"), engine=orm.Str("reference"))
+    assert reference.is_finished_ok and engine.is_finished_ok, engine.exit_message
+    labels = [link.link_label for link in engine.base.links.get_outgoing().all()
+              if link.link_label.startswith("engine_h_")]
+    assert sorted(labels) == sorted(["engine_h_static"] + [f"engine_h_{t}_sample_{k:04d}" for t in ("T_0K", "T_300K")
+                                                          for k in range(2)])
+    a, b = reference.outputs.summary.get_dict(), engine.outputs.summary.get_dict()
+    for row_a, row_b in zip(a["rows"], b["rows"]):
+        for key in ("velocity_m_per_s", "gamma1_ev"):
+            assert row_b[key] == pytest.approx(row_a[key], rel=1e-8), key
+    assert b["static_lattice"]["velocity_m_per_s"] == pytest.approx(a["static_lattice"]["velocity_m_per_s"], rel=1e-8)
+    # a bad engine is a clear 302 before anything runs
+    _, node = run_get_node(EpiLoopWorkChain, **common, hamiltonian_provider=orm.Str("engine"), engine=orm.Str("nope"))
+    assert node.exit_status == 302 and "unknown engine 'nope'" in node.exit_message and not node.called
