@@ -120,11 +120,14 @@ def plot_spectral_function_maps(summary: orm.Dict, **spectral_functions: orm.Arr
     if not nodes or "line_spectral_function" not in nodes[0].get_arraynames():
         raise ValueError("the spectral functions have no heat-map line (line_points = 0)")
     grid = nodes[0].get_array("energy_grid_ev") - nodes[0].base.attributes.get("fermi_level_static_ev")
-    keep = np.abs(grid) <= 1.0
+    band_edges = model == "band-edges"  # gapped: the whole window (both edges), no dispersion fit to overlay
+    keep = np.abs(grid) <= (np.abs(grid).max() if band_edges else 1.0)
     q_line = nodes[0].get_array("line_q")
     window = data["k_window_inv_angstrom"]
 
     def overlays(peaks: np.ndarray, q: np.ndarray, params: dict) -> dict:
+        if band_edges:  # the peaks are at the band-edge k-points, not on the line's q window
+            return {}
         out = {"peaks_q": np.concatenate([-q[::-1], q]), "window": window}
         rel = peaks - nodes[0].base.attributes.get("fermi_level_static_ev")
         out["peaks"] = np.vstack([rel[::-1], rel])

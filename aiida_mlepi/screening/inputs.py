@@ -50,6 +50,8 @@ def _loop_inputs(target, values: Mapping[str, Any]) -> None:
         if name not in ports:
             raise ValueError(f"overrides.loop: {name!r} is not an EpiLoopWorkChain input")
         valid_type = ports[name].valid_type
+        if isinstance(valid_type, tuple):  # a port that takes several types: build the first
+            valid_type = valid_type[0]
         target[name] = value if isinstance(value, orm.Data) else valid_type(value)
 
 

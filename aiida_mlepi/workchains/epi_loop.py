@@ -262,6 +262,8 @@ class EpiLoopWorkChain(EngineHamiltonianSteps, WorkChain):
         inputs = dict(structure=self.inputs.structure, supercell_matrix=self.inputs.supercell_matrix,
                       displacement_angstrom=self.inputs.displacement_angstrom,
                       subtract_residual_forces=self.inputs.subtract_residual_forces,
+                      # modes the sampling leaves out cannot spoil the samples: imaginary ones are reported only
+                      tolerate_imaginary_rigid_layer_modes=self.inputs.exclude_rigid_layer_modes,
                       engine_parameters=self.inputs.engine_parameters, kpoints_mesh=mesh,
                       force_provider=self.inputs.force_provider)
         if self.inputs.force_provider.value == "engine":

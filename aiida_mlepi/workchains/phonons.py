@@ -54,6 +54,17 @@ def model_input_problem(model: TrainedModelData | None, structure: LayeredStruct
     return None
 
 
+def imaginary_rigid_layer_modes(modes) -> int:
+    """Number of imaginary modes (below −IMAGINARY_TOLERANCE_THZ) of ``modes`` that are Γ rigid-layer modes."""
+    import numpy as np
+
+    from aiida_mlepi.core.phonons import IMAGINARY_TOLERANCE_THZ
+    from aiida_mlepi.core.sampling import rigid_layer_mode_mask
+
+    imaginary = np.asarray(modes.frequencies_thz) < -IMAGINARY_TOLERANCE_THZ
+    return int((imaginary & rigid_layer_mode_mask(modes)).sum())
+
+
 class PhononWorkChain(WorkChain):
     """Displace (phonopy, symmetry-reduced) → forces of each displaced supercell → all supercell modes."""
 
@@ -77,6 +88,9 @@ class PhononWorkChain(WorkChain):
                    help="Parameters of the reference engine (defaults if empty).")
         spec.input("kpoints_mesh", valid_type=orm.List, default=lambda: orm.List([1, 1, 1]),
                    help="Γ-centred k mesh used for the forces of the supercell.")
+        spec.input("tolerate_imaginary_rigid_layer_modes", valid_type=orm.Bool, default=lambda: orm.Bool(False),
+                   help="Finish (not 410) when every imaginary mode is a Γ rigid-layer mode (interlayer shear or "
+                        "breathing; core.sampling.rigid_layer_mode_mask): the loop does not sample those modes.")
         spec.input("subtract_residual_forces", valid_type=orm.Bool, default=lambda: orm.Bool(False),
                    help="Also compute the undisplaced supercell and subtract its forces from every displaced one "
                         "(for a structure that is not a stationary point of the force provider, e.g. a catalogue "
@@ -243,7 +257,13 @@ class PhononWorkChain(WorkChain):
         self.out("modes", result["modes"])
         self.out("supercell", result["supercell"])
         count = result["modes"].base.attributes.get("num_imaginary")
-        if count:
-            lowest = result["modes"].base.attributes.get("frequency_min_cm1")
-            return self.exit_codes.ERROR_IMAGINARY_MODES.format(count=count, lowest=lowest)
-        return None
+        if not count:
+            return None
+        lowest = result["modes"].base.attributes.get("frequency_min_cm1")
+        if self.inputs.tolerate_imaginary_rigid_layer_modes.value:
+            rigid = imaginary_rigid_layer_modes(result["modes"].get_modes())
+            if rigid == count:
+                self.report(f"{count} imaginary mode(s) (lowest {lowest:.1f} cm⁻¹), all Γ rigid-layer modes "
+                            "(interlayer shear/breathing), which the sampling leaves out: tolerated")
+                return None
+        return self.exit_codes.ERROR_IMAGINARY_MODES.format(count=count, lowest=lowest)

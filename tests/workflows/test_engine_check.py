@@ -190,3 +190,30 @@ def test_engine_only_loop_through_the_engine_processes_equals_the_reference_loop
     # a bad engine is a clear 302 before anything runs
     _, node = run_get_node(EpiLoopWorkChain, **common, hamiltonian_provider=orm.Str("engine"), engine=orm.Str("nope"))
     assert node.exit_status == 302 and "unknown engine 'nope'" in node.exit_message and not node.called
+
+
+def test_imaginary_rigid_layer_modes_are_tolerated_only_when_not_sampled(relaxed_ab_bilayer):
+    """The AB bilayer 2×2 with a coarse 3×3 supercell k mesh has an imaginary Γ shear pair (measured −3.1 cm⁻¹);
+    the loop does not sample rigid-layer modes, so its phonon stage finishes (and reports them); with the
+    rigid-layer modes sampled it stops with 410, as before."""
+    from aiida import orm
+    from aiida.engine import run_get_node
+
+    from aiida_mlepi.workchains.phonons import PhononWorkChain, imaginary_rigid_layer_modes
+
+    common = dict(structure=relaxed_ab_bilayer, supercell_matrix=orm.List([2, 2, 1]),
+                  kpoints_mesh=orm.List([3, 3, 1]))
+    _, strict = run_get_node(PhononWorkChain, **common)
+    assert strict.exit_status == 410, strict.exit_message
+    modes = strict.outputs.modes
+    count = modes.base.attributes.get("num_imaginary")
+    assert count == 2 and imaginary_rigid_layer_modes(modes.get_modes()) == count
+    _, tolerant = run_get_node(PhononWorkChain, **common, tolerate_imaginary_rigid_layer_modes=orm.Bool(True))
+    assert tolerant.is_finished_ok and tolerant.outputs.modes.base.attributes.get("num_imaginary") == 2
+    assert any("all Γ rigid-layer modes" in line for line in _reports(tolerant))
+
+
+def _reports(node) -> list[str]:
+    from aiida.orm import Log
+
+    return [log.message for log in Log.collection.get_logs_for(node)]
