@@ -176,8 +176,13 @@ def eigh_subset(hk: np.ndarray, sk: np.ndarray | None = None, *, subset_by_index
     if subset_by_value is not None:
         wide["subset_by_value"] = (kwargs["subset_by_value"][0] - MIXED_MARGIN_EV,
                                    kwargs["subset_by_value"][1] + MIXED_MARGIN_EV)
-    _, v32 = scipy.linalg.eigh(hk.astype(np.complex64), None if sk is None else sk.astype(np.complex64), **wide,
-                               check_finite=False)
+    try:
+        _, v32 = scipy.linalg.eigh(hk.astype(np.complex64), None if sk is None else sk.astype(np.complex64), **wide,
+                                   check_finite=False)
+    except np.linalg.LinAlgError:
+        # S(k) positive definite in double but not in single precision (an LCAO overlap with eigenvalues near
+        # the float32 round-off of its largest; seen on a GPAW hBN supercell): the whole subset in double
+        return scipy.linalg.eigh(hk, sk, **kwargs)
     if v32.shape[1] == 0:
         return np.zeros(0), np.zeros((hk.shape[0], 0), dtype=complex)
     if v32.shape[1] > MIXED_MAX_FRACTION * hk.shape[0]:
@@ -186,7 +191,10 @@ def eigh_subset(hk: np.ndarray, sk: np.ndarray | None = None, *, subset_by_index
     v = v32.astype(complex)
     hv = hk @ v
     sv = v if sk is None else sk @ v
-    vals, y = scipy.linalg.eigh(v.conj().T @ hv, v.conj().T @ sv)
+    try:
+        vals, y = scipy.linalg.eigh(v.conj().T @ hv, v.conj().T @ sv)
+    except np.linalg.LinAlgError:  # a (numerically) dependent float32 subspace: solve in double instead
+        return scipy.linalg.eigh(hk, sk, **kwargs)
     vecs = v @ y
     residual = np.linalg.norm(hv @ y - (sv @ y) * vals, axis=0)
     if subset_by_value is not None:

@@ -95,8 +95,9 @@ def _inverse_sqrt(s: np.ndarray) -> tuple[np.ndarray, float]:
     smallest = float(w.min())
     if smallest < MIN_OVERLAP_EIGENVALUE:
         raise OrthogonalisationError(
-            f"S(k) has an eigenvalue {smallest:.2e} < {MIN_OVERLAP_EIGENVALUE:g}: the basis is linearly dependent; "
-            "use a smaller basis (e.g. sz or szp instead of dzp)")
+            f"S(k) has an eigenvalue {smallest:.2e} < {MIN_OVERLAP_EIGENVALUE:g}: either the S(R) are not exact (a "
+            "negative eigenvalue: the engine's k mesh was too coarse for the basis range of this geometry, use a "
+            "denser one) or the basis is linearly dependent (use a smaller basis, e.g. sz or szp instead of dzp)")
     return (v * w[:, None, :] ** -0.5) @ np.conj(np.swapaxes(v, 1, 2)), smallest
 
 

@@ -59,7 +59,7 @@ class EpiLoopWorkChain(EngineHamiltonianSteps, WorkChain):
 
     Exit codes: 300 single layer, 301 unsupported element, 302 invalid input (also: non-numeric temperatures,
     bad model files, unknown sampler or estimator), 303 negative temperature, 304 bad sample count,
-    401–403 a stage failed (the child's exit status and message are in the message), 404 an engine H(R) failed.
+    401–403 a stage failed (the child's exit status and message are in the message), 405 an engine H(R) failed.
     """
 
     @classmethod
@@ -143,7 +143,7 @@ class EpiLoopWorkChain(EngineHamiltonianSteps, WorkChain):
         spec.exit_code(402, "ERROR_SAMPLING_FAILED", message="The sampling stage failed at {temperature} K: {message}")
         spec.exit_code(403, "ERROR_OBSERVABLE_FAILED",
                        message="The observable stage failed at {temperature} K: {message}")
-        spec.exit_code(404, "ERROR_ENGINE_HAMILTONIAN_FAILED", message="An engine H(R) failed: {message}")
+        spec.exit_code(405, "ERROR_ENGINE_HAMILTONIAN_FAILED", message="An engine H(R) failed: {message}")
 
     # ------------------------------------------------------------------ validation
     def validate_inputs(self):

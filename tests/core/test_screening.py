@@ -26,13 +26,33 @@ def test_example_files_are_valid():
     plan = load_screening(REPO / "examples" / "screening-ci.yaml", protocols=PROTOCOLS)
     assert [(r.name, r.engine, r.workflow, r.protocol) for r in plan.runs] == [
         ("ab-bilayer-graphene", "reference", "loop", "fast"),
-        ("ab-bilayer-graphene-zg", "reference", "loop", "fast")]
+        ("ab-bilayer-graphene-zg", "reference", "loop", "fast"),
+        ("aa-prime-bilayer-hbn", "gpaw", "loop", "fast")]  # GPAW through the engine-only loop
     # defaults apply where a run has no overrides of its own; a run's overrides replace them whole
     assert plan.runs[0].overrides["production"]["n_samples"] == 4
     assert plan.runs[1].overrides["production"]["sampler"] == "zg"
-    assert len({r.key for r in plan.runs}) == 2
-    gpaw, = load_screening(REPO / "examples" / "screening-gpaw.yaml", protocols=PROTOCOLS).runs
-    assert (gpaw.engine, gpaw.workflow, gpaw.overrides["n_check"]) == ("gpaw", "pipeline", 0)
+    assert plan.runs[2].overrides["loop"]["engine_parameters"]["basis"] == "sz(dzp)"
+    assert len({r.key for r in plan.runs}) == 3
+    gpaw, = load_screening(REPO / "examples" / "screening-gpaw.yaml", protocols=(*PROTOCOLS, "gpaw_cpu")).runs
+    assert (gpaw.engine, gpaw.workflow, gpaw.protocol) == ("gpaw", "pipeline", "gpaw_cpu")
+
+
+def test_gpaw_engine_only_loop_inputs(aiida_profile):
+    """The screening builds the GPAW engine-only loop: 'engine' providers, the run's GPAW parameters, the local
+    Python code for the CalcJobs, residual forces subtracted, the band edges of the overrides."""
+    from aiida_mlepi.data.layered_structure import LayeredStructureData
+    from aiida_mlepi.screening.inputs import build_process
+
+    run = load_screening(REPO / "examples" / "screening-ci.yaml", protocols=PROTOCOLS).runs[2]
+    structure = LayeredStructureData.from_ase(run.entry.build(), material=run.entry.name)
+    builder = build_process(run.as_dict(), structure, "screening/test")
+    assert (builder.force_provider.value, builder.hamiltonian_provider.value, builder.engine.value) == \
+        ("engine", "engine", "gpaw")
+    assert builder.engine_parameters.get_dict()["grid_spacing_angstrom"] == 0.18
+    assert builder.phonon_kpoints_mesh.get_list() == [9, 9, 1] and builder.subtract_residual_forces.value
+    assert "code" in builder.engine_inputs and builder.supercell_matrix.get_list() == [1, 1, 1]
+    edges = builder.observable_settings.get_dict()["spectral"]["band_edge_k_frac"]
+    assert [k[:2] for k in edges] == [[1 / 3, 1 / 3], [0.5, 0.0]]
 
 
 def test_every_bad_entry_is_reported_once_before_anything(tmp_path):

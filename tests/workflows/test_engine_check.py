@@ -126,8 +126,9 @@ def test_pipeline_check_engine_validation(relaxed_ab_bilayer, aiida_profile):
 
 def test_gpaw_protocol_builder(relaxed_ab_bilayer, aiida_profile):
     """The gpaw_cpu protocol: forces from szp(dzp), h 0.20 Å, D3(BJ) on 2×2 cells (6×6 unit-cell k → 3×3); H(R) from a
-    separate sz(dzp) dataset on the exact 9×9 unit-cell mesh (5×5 on 2×2); the electron network predicts the
-    6/7 Å blocks that the orthogonalisation keeps; 3×3 k on the 3×3 production supercell; the code passed on."""
+    separate sz(dzp) dataset on a 12×12 unit-cell mesh (6×6 on 2×2; exact needs 9×9, the rest is room for the
+    displacements); the electron network predicts the 6/7 Å blocks that the orthogonalisation keeps; 4×4 k on the
+    3×3 production supercell; the code passed on."""
     from aiida_mlepi.codes import ensure_local_python_code
     from aiida_mlepi.workchains.pipeline import MlepiWorkChain
 
@@ -141,11 +142,11 @@ def test_gpaw_protocol_builder(relaxed_ab_bilayer, aiida_profile):
     assert builder.phonon_data.engine_inputs["code"].uuid == code.uuid
     electron = builder.electron_data.engine_parameters.get_dict()
     assert electron["basis"] == "sz(dzp)" and builder.electron_data.hamiltonian.value
-    assert builder.electron_data.kpoints_mesh.get_list() == [5, 5, 1]
+    assert builder.electron_data.kpoints_mesh.get_list() == [6, 6, 1]
     model = builder.electron_training.training_parameters["model"]
     assert (model["block_cutoff_intra"], model["block_cutoff_inter"]) == (6.0, 7.0)
     assert builder.supercell_matrix.get_list() == [3, 3, 1] and builder.n_check.value == 4
-    assert builder.check.kpoints_mesh.get_list() == [3, 3, 1] and builder.check.max_concurrent.value == 2
+    assert builder.check.kpoints_mesh.get_list() == [4, 4, 1] and builder.check.max_concurrent.value == 2
 
 
 def test_builder_gives_hedgenet_phonon_the_structure_species(relaxed_ab_bilayer, aiida_profile):
@@ -171,7 +172,7 @@ def test_engine_only_loop_through_the_engine_processes_equals_the_reference_loop
 
     from aiida_mlepi.workchains.epi_loop import EpiLoopWorkChain
 
-    common = dict(structure=relaxed_ab_bilayer, supercell_matrix=orm.List([2, 2, 1]),
+    common = dict(structure=relaxed_ab_bilayer, supercell_matrix=orm.List([1, 1, 1]),
                   temperatures_k=orm.List([0.0, 300.0]), n_samples=orm.Int(2), seed=orm.Int(3),
                   observable_settings=orm.Dict({"spectral": {"line_points": 0}}))
     _, reference = run_get_node(EpiLoopWorkChain, **common)

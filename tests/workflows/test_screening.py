@@ -198,9 +198,11 @@ def test_screening_ci_through_daemon_survives_a_restart(daemon_client, productio
     # physics sanity at 300 K (2×2 cell, a handful of samples): a change of v0 of a few %, not of tens; the Monte
     # Carlo average is not significantly positive (measured −1.40 ± 0.13 % and −0.83 ± 0.26 % in two runs; ZG with
     # one ± pair: −0.92 % and +1.19 %: the degenerate modes' eigenvector basis differs from run to run)
+    # hBN (GPAW, Γ phonons of the unit cell, minimal basis): a gap change of a few % at most, not tens
     for status in statuses:
         row = next(r for r in status.rows if r["temperature_k"] == 300.0)
-        assert abs(row["velocity_m_per_s_relative"]) < 0.05, status.name
+        key = "velocity_m_per_s_relative" if "velocity_m_per_s_relative" in row else "gap_ev_relative"
+        assert abs(row[key]) < 0.05, (status.name, row)
         if status.name == "ab-bilayer-graphene":
             assert row["velocity_m_per_s_relative"] < 3 * row["velocity_m_per_s_relative_stderr"]
 
