@@ -19,10 +19,30 @@ from aiida import orm
 from aiida.engine import ToContext, WorkChain
 from aiida.engine.utils import is_process_function
 
-from aiida_mlepi.engines.base import DatasetEngine, MemberFailure, get_engine
+from aiida_mlepi.engines.base import DatasetEngine, MemberFailure, UnknownEngineError, available_engines, get_engine
 
 from .common import progress_message
 from .resume import resumable_call
+
+
+def resolve_engine(name: str) -> tuple[DatasetEngine | None, str | None]:
+    """(the engine registered as ``name``, None), or (None, why not) naming the registered ones."""
+    try:
+        return get_engine(name), None
+    except UnknownEngineError:
+        return None, f"unknown engine {name!r}; registered: {', '.join(available_engines())}"
+
+
+def define_engine_inputs(spec, concurrency_port: str, concurrency_default: int, uses: str) -> None:
+    """The ports of a WorkChain that runs a dataset engine's own processes: ``engine`` (its parameters are the
+    WorkChain's ``engine_parameters``), ``engine_inputs`` (code, options, …) and ``concurrency_port`` (processes
+    at once). ``uses``: which providers use them, for the help texts."""
+    spec.input("engine", valid_type=orm.Str, default=lambda: orm.Str("reference"),
+               help=f"Dataset engine of {uses} (aiida_mlepi.dataset_engines); its parameters are `engine_parameters`.")
+    spec.input_namespace("engine_inputs", dynamic=True, populate_defaults=False, required=False,
+                         help="Further inputs of the engine's processes (GPAW: code, options).")
+    spec.input(concurrency_port, valid_type=orm.Int, default=lambda: orm.Int(concurrency_default),
+               help=f"Engine processes running at once ({uses}).")
 
 
 @dataclass

@@ -22,11 +22,10 @@ from aiida_mlepi.data.layered_structure import LayeredStructureData
 from aiida_mlepi.data.model import TrainedModelData
 from aiida_mlepi.calculations.electron import electron_model_problem
 from aiida_mlepi.calculations.inference import HedgeNetHamiltonianCalculation
-from aiida_mlepi.engines.base import UnknownEngineError, available_engines, get_engine
 
 from .common import (FORCE_PROVIDERS, HAMILTONIAN_PROVIDERS, child_failure, define_structure_exit_codes,
                      structure_elements, temperatures_problem, unsupported_elements)
-from .engine_jobs import EngineHamiltonianSteps, EngineJobs
+from .engine_jobs import EngineHamiltonianSteps, EngineJobs, define_engine_inputs, resolve_engine
 from .inference import define_inference_inputs, inference_inputs, inference_problem
 from .observable import ESTIMATORS, ObservableWorkChain, estimator_of, hamiltonian_of
 from .phonons import PhononWorkChain, model_input_problem
@@ -100,13 +99,7 @@ class EpiLoopWorkChain(EngineHamiltonianSteps, WorkChain):
                         "with the equivalent mesh (supercell × this mesh).")
         spec.input("observable_settings", valid_type=orm.Dict, default=lambda: orm.Dict({}),
                    help=f"Overrides of {DEFAULT_OBSERVABLE_SETTINGS}.")
-        spec.input("engine", valid_type=orm.Str, default=lambda: orm.Str("reference"),
-                   help="Dataset engine of the 'engine' providers (aiida_mlepi.dataset_engines); its parameters are "
-                        "`engine_parameters`.")
-        spec.input_namespace("engine_inputs", dynamic=True, populate_defaults=False, required=False,
-                             help="Further inputs of the engine's processes (GPAW: code, options).")
-        spec.input("engine_max_concurrent", valid_type=orm.Int, default=lambda: orm.Int(2),
-                   help="Engine processes running at once (the 'engine' providers).")
+        define_engine_inputs(spec, "engine_max_concurrent", 2, "the 'engine' providers")
         define_inference_inputs(spec)
         spec.outline(
             cls.validate_inputs,
@@ -228,10 +221,9 @@ class EpiLoopWorkChain(EngineHamiltonianSteps, WorkChain):
 
     def _engine_problem(self) -> str | None:
         name = self.inputs.engine.value
-        try:
-            backend = get_engine(name)
-        except UnknownEngineError:
-            return f"unknown engine {name!r}; registered: {', '.join(available_engines())}"
+        backend, problem = resolve_engine(name)
+        if problem:
+            return problem
         if self.inputs.engine_max_concurrent.value < 1:
             return f"engine_max_concurrent must be ≥ 1, got {self.inputs.engine_max_concurrent.value}"
         hamiltonian = self.inputs.hamiltonian_provider.value == "engine"

@@ -25,10 +25,9 @@ from aiida_mlepi.calculations.phonons import collect_supercell_modes, generate_d
 from aiida_mlepi.data.layered_structure import LayeredStructureData
 from aiida_mlepi.data.model import TrainedModelData
 from aiida_mlepi.data.phonon_modes import PhononModesData
-from aiida_mlepi.engines.base import UnknownEngineError, available_engines, get_engine
 
 from .common import FORCE_PROVIDERS, child_failure, progress_message, structure_elements, unsupported_elements
-from .engine_jobs import EngineJobs, engine_result
+from .engine_jobs import EngineJobs, define_engine_inputs, engine_result, resolve_engine
 from .inference import define_inference_inputs, inference_job_inputs, inference_mode, inference_problem
 from .resume import resumable_call, resumable_submit
 
@@ -96,13 +95,7 @@ class PhononWorkChain(WorkChain):
                         "(for a structure that is not a stationary point of the force provider, e.g. a catalogue "
                         "geometry with GPAW; costs one more force calculation).")
         define_inference_inputs(spec)
-        spec.input("engine", valid_type=orm.Str, default=lambda: orm.Str("reference"),
-                   help="Dataset engine of force_provider='engine' (aiida_mlepi.dataset_engines); its "
-                        "parameters are `engine_parameters`.")
-        spec.input_namespace("engine_inputs", dynamic=True, populate_defaults=False, required=False,
-                             help="Further inputs of the engine's process (GPAW: code, options).")
-        spec.input("max_concurrent", valid_type=orm.Int, default=lambda: orm.Int(4),
-                   help="Engine processes running at once (force_provider='engine').")
+        define_engine_inputs(spec, "max_concurrent", 4, "force_provider='engine'")
         spec.outline(
             cls.validate_inputs,
             cls.displace,
@@ -164,10 +157,9 @@ class PhononWorkChain(WorkChain):
 
     def _engine_problem(self) -> str | None:
         name = self.inputs.engine.value
-        try:
-            backend = get_engine(name)
-        except UnknownEngineError:
-            return f"unknown engine {name!r}; registered: {', '.join(available_engines())}"
+        backend, problem = resolve_engine(name)
+        if problem:
+            return problem
         if not backend.provides_forces_node:
             return f"engine {name!r} gives no forces node for phonons"
         if self.inputs.max_concurrent.value < 1:
