@@ -241,6 +241,10 @@ class ShiftInvert:
         return _sorted_s_normalised(vals, vecs, self.sk)
 
 
+#: states this close (eV) outside a window's ends count as inside (round-off between subset and full solves)
+WINDOW_EDGE_TOLERANCE_EV = 1e-9
+
+
 def states_in_window(h: HamiltonianR, k_cart: np.ndarray, e_min: float, e_max: float, solver: str = "auto",
                      sparse_threshold: int = SPARSE_THRESHOLD, n_guess: int = 16,
                      factorization: str = "auto") -> tuple[np.ndarray, np.ndarray]:
@@ -264,8 +268,11 @@ def states_in_window(h: HamiltonianR, k_cart: np.ndarray, e_min: float, e_max: f
     if choose_solver(h, solver, sparse_threshold) == "dense":
         hk = h.hk(k_cart).toarray()
         sk = None if h.s_values is None else h.sk(k_cart).toarray()
-        # LAPACK's interval is (a, b]: open it just below e_min
-        return scipy.linalg.eigh(hk, sk, subset_by_value=(np.nextafter(e_min, -np.inf), e_max))
+        # LAPACK's interval is (a, b], and a subset solve may place a state a few ulps from where a full solve
+        # does: widen by WINDOW_EDGE_TOLERANCE_EV so that both ends are included (a state at e_min was lost with
+        # scipy 1.17.1)
+        return scipy.linalg.eigh(hk, sk, subset_by_value=(e_min - WINDOW_EDGE_TOLERANCE_EV,
+                                                          e_max + WINDOW_EDGE_TOLERANCE_EV))
     centre, half_width = 0.5 * (e_min + e_max), 0.5 * (e_max - e_min)
     solver_k = ShiftInvert(h, k_cart, centre, factorization)
     n = min(n_guess, solver_k.size - 2)

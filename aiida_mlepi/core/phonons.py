@@ -175,6 +175,39 @@ def translation_overlap(eigenvectors: np.ndarray, masses_amu: np.ndarray) -> np.
     return (proj**2).sum(axis=1)
 
 
+#: eigenvalues of the dynamical matrix closer than this (relative to the largest |ω²|) span one degenerate subspace
+DEGENERACY_TOLERANCE = 1e-9
+
+
+def canonical_eigenvectors(eigvals: np.ndarray, eigvecs: np.ndarray,
+                           tol: float = DEGENERACY_TOLERANCE) -> np.ndarray:
+    """The eigenvectors (columns) in a basis fixed by the dynamical matrix alone, not by the LAPACK build.
+
+    Any orthonormal basis of a degenerate subspace, and either sign of a vector, are eigenvectors; LAPACK's choice
+    changes with the library version and the thread count, and with it the special-displacement configuration
+    and which Monte Carlo sample a seed gives (measured: the ZG test's worst-atom MSD error went from 0.62 to 0.87
+    with numpy 2.4.6 / scipy 1.17.1). Here each degenerate subspace V is rotated to the eigenvectors of VᵀPV for a
+    fixed diagonal probe P with distinct entries, and every vector's largest component is made positive.
+    """
+    vecs = np.array(eigvecs, dtype=float, copy=True)
+    n = len(eigvals)
+    scale = max(float(np.abs(eigvals).max(initial=0.0)), 1e-30)
+    probe = np.cos(0.7 * np.arange(n) + 0.3) + np.arange(n) / (10.0 * n)  # distinct, deterministic
+    start = 0
+    while start < n:
+        stop = start + 1
+        while stop < n and eigvals[stop] - eigvals[stop - 1] <= tol * scale:
+            stop += 1
+        if stop - start > 1:
+            block = vecs[:, start:stop]
+            _, rotation = np.linalg.eigh(block.T @ (probe[:, None] * block))
+            vecs[:, start:stop] = block @ rotation
+        start = stop
+    largest = np.argmax(np.abs(vecs) - 1e-12 * np.arange(n)[:, None], axis=0)  # first of equal magnitudes
+    vecs *= np.where(vecs[largest, np.arange(n)] < 0, -1.0, 1.0)[None, :]
+    return vecs
+
+
 def modes_from_force_constants(supercell: Atoms, force_constants: np.ndarray) -> SupercellModes:
     """Diagonalise the Γ dynamical matrix D = Φ/√(M_i M_j) of the supercell (all its modes).
 
@@ -190,6 +223,7 @@ def modes_from_force_constants(supercell: Atoms, force_constants: np.ndarray) ->
     dyn = fc.transpose(0, 2, 1, 3).reshape(3 * n, 3 * n) * np.outer(inv_sqrt_m, inv_sqrt_m)
     dyn = 0.5 * (dyn + dyn.T)
     eigvals, eigvecs = np.linalg.eigh(dyn)
+    eigvecs = canonical_eigenvectors(eigvals, eigvecs)
     freqs = np.sign(eigvals) * np.sqrt(np.abs(eigvals)) * EV_ANGSTROM2_AMU_TO_THZ
     vectors = eigvecs.T.reshape(3 * n, n, 3)
     overlap = translation_overlap(vectors, masses)

@@ -361,3 +361,26 @@ def test_residual_forces_are_subtracted(graphene, setup_6x6):
     np.testing.assert_allclose(corrected.frequencies_thz, clean.frequencies_thz, atol=1e-5)  # acoustic: √(round-off)
     with pytest.raises(PhononError, match="residual forces must be finite"):
         setup_6x6.supercell_modes(forces, residual=residual[:-1])
+
+
+def test_canonical_eigenvectors_do_not_depend_on_the_solver_basis(modes_6x6):
+    """Any orthonormal basis of each degenerate subspace, with any signs (what another LAPACK build may return),
+    canonicalises to the same eigenvectors (1e-8), and they remain eigenvectors of the dynamical matrix."""
+    from aiida_mlepi.core.phonons import DEGENERACY_TOLERANCE, canonical_eigenvectors
+
+    n = len(modes_6x6.frequencies_thz)
+    vecs = modes_6x6.eigenvectors.reshape(n, -1).T  # columns
+    omega2 = np.sign(modes_6x6.frequencies_thz) * modes_6x6.frequencies_thz ** 2
+    rng = np.random.default_rng(9)
+    scrambled, start, degenerate = vecs.copy(), 0, 0
+    while start < n:
+        stop = start + 1
+        while stop < n and omega2[stop] - omega2[stop - 1] <= DEGENERACY_TOLERANCE * np.abs(omega2).max():
+            stop += 1
+        q, _ = np.linalg.qr(rng.standard_normal((stop - start, stop - start)))
+        scrambled[:, start:stop] = vecs[:, start:stop] @ q
+        degenerate += stop - start > 1
+        start = stop
+    scrambled *= rng.choice([-1.0, 1.0], size=n)
+    assert degenerate > 10 and np.abs(scrambled - vecs).max() > 0.1
+    np.testing.assert_allclose(canonical_eigenvectors(omega2, scrambled), vecs, atol=1e-8)

@@ -34,11 +34,16 @@ from aiida_mlepi.core.special_displacements import (
     special_displacements,
 )
 
-#: tolerances per temperature (K), from the measurements in the module docstring with margin
+#: tolerances per temperature (K), measured with margin. The ZG configuration depends on the basis of each
+#: degenerate phonon subspace; that basis is now fixed by the dynamical matrix (core.phonons.canonical_eigenvectors)
+#: instead of LAPACK (whose choice changed with numpy 2.4.6 / scipy 1.17.1 and broke the old bounds). Measured with
+#: the canonical basis, 0 K / 300 K: MSD error mean 0.198 / 0.096, max 1.048 / 0.382, per-site MSD 0.052 / 0.061,
+#: per-site component 0.456 / 0.257, supercell component mean 0.098 / 0.002 (LAPACK's basis of the older stack gave
+#: max 0.62 / 0.32, per-site MSD < 0.02 at 300 K: the worst atom is basis-dependent, the averages much less so)
 TOLERANCES = {
-    0.0: dict(msd_mean=0.22, msd_max=0.8, site_msd=0.08, site_component=0.35, component_mean=0.08,
+    0.0: dict(msd_mean=0.22, msd_max=1.2, site_msd=0.08, site_component=0.55, component_mean=0.12,
               error_ratio=0.6),
-    300.0: dict(msd_mean=0.13, msd_max=0.4, site_msd=0.02, site_component=0.2, component_mean=0.03,
+    300.0: dict(msd_mean=0.13, msd_max=0.45, site_msd=0.08, site_component=0.3, component_mean=0.03,
                 error_ratio=0.8),
 }
 
