@@ -216,3 +216,25 @@ def test_lowdin_orthogonal_hamiltonian_of_gpaw_hbn():
     assert 0.001 < worst < 0.015 and worst < 2 * report.band_error_max_ev, (worst, report.band_error_max_ev)
     # the graphene cutoffs keep too few Löwdin blocks for hBN: the truncation shows (measured 0.10 eV)
     assert lowdin_orthogonalise(h, 2.6, 6.0, window_ev=(fermi - 3.0, fermi + 3.0))[1].band_error_max_ev > 0.05
+
+
+def test_hamiltonian_of_a_structure_with_atoms_outside_the_cell():
+    """A thermal sample has atoms just outside the cell; GPAW keeps them wrapped, so H(R), S(R) must use the wrapped
+    positions: the eigenvalues of H(k), S(k) are GPAW's own at its k-points (measured 1e-13 eV; 0.031 eV before
+    the fix, and S(k) of displaced 3×3 hBN supercells not positive definite)."""
+    require_gpaw()
+    from aiida_mlepi.core.catalogue import load_catalogue
+    from aiida_mlepi.core.engine.gpaw_lcao import compute
+
+    atoms = load_catalogue()["aa-prime-bilayer-hbn"].build().repeat((2, 2, 1))
+    atoms.positions[0] -= atoms.cell[0] * 0.02 + atoms.cell[1] * 0.01  # outside the cell
+    assert atoms.get_scaled_positions(wrap=False)[0, :2].min() < 0
+    settings = GpawLcaoSettings(basis="sz(dzp)", grid_spacing_angstrom=0.3, density_convergence=1e-3)
+    result = compute(atoms, (5, 5, 1), settings, hamiltonian=True, forces=False)
+    h = result.hamiltonian
+    worst = 0.0
+    for k_frac, eps in zip(result.ibz_kpoints, result.eigenvalues):
+        k = k_frac @ h.reciprocal_cell()
+        mine = scipy.linalg.eigh(h.hk_dense(k), h.hk_dense(k, h.s_values), eigvals_only=True)[:len(eps)]
+        worst = max(worst, float(np.abs(mine - eps).max()))
+    assert worst < 1e-6, worst

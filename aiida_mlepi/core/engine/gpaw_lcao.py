@@ -223,6 +223,11 @@ def compute(atoms: Atoms, kpts: tuple[int, int, int], settings: GpawLcaoSettings
     import gpaw
 
     atoms = Atoms(atoms.numbers, positions=atoms.positions, cell=atoms.cell, pbc=atoms.pbc)
+    # GPAW keeps its basis functions at the positions wrapped into the cell, and its Bloch phases follow them: an
+    # atom displaced just outside the cell (a thermal sample) would otherwise get H(R), S(R) blocks with R off by
+    # one lattice vector, and S(k) not positive definite (seen on displaced 3×3 hBN supercells). Wrap first, so
+    # that the H(R) positions are GPAW's own (forces and energy do not change).
+    atoms.wrap()
     atoms.calc = make_calculator(atoms, kpts, settings, txt=None if txt is None else str(txt))
     seconds = {}
     start = time.perf_counter()
