@@ -94,6 +94,21 @@ class Batch:
         return sorted({**self.running, **self.done, **self.failed})
 
 
+def collect_batch(process: WorkChain, backend: DatasetEngine, keys: list[str], failed: dict[str, str],
+                  hamiltonian: bool, prefix: str) -> tuple[dict[str, orm.Data], str | None]:
+    """The outputs (H(R) if ``hamiltonian``, else forces) of a finished batch from ``process.ctx``, by label (``prefix``
+    removed), and the reason of the first failed process (None if none failed)."""
+    out = {}
+    for key in keys:
+        if key in failed:
+            return out, failed[key]
+        node, reason = engine_result(backend, process.ctx[key], hamiltonian)
+        if node is None:
+            return out, reason
+        out[key.removeprefix(prefix)] = node
+    return out, None
+
+
 def engine_result(backend: DatasetEngine, node: orm.ProcessNode, hamiltonian: bool) -> tuple[orm.Data | None, str]:
     """(H(R) if ``hamiltonian`` else the forces ArrayData, '') of a terminated engine process, or (None, why)."""
     try:
@@ -140,14 +155,11 @@ class EngineHamiltonianSteps:
 
     def inspect_engine_hamiltonians(self):
         jobs = self.engine_hamiltonian_jobs()
-        backend = jobs.backend
-        for key in self.ctx.engine_batch:
-            if key in self.ctx.engine_failed:
-                return self.exit_codes.ERROR_ENGINE_HAMILTONIAN_FAILED.format(message=self.ctx.engine_failed[key])
-            hamiltonian, reason = engine_result(backend, self.ctx[key], hamiltonian=True)
-            if hamiltonian is None:
-                return self.exit_codes.ERROR_ENGINE_HAMILTONIAN_FAILED.format(message=reason)
-            self.ctx.engine_hamiltonians[key.removeprefix(self.ENGINE_HAMILTONIAN_PREFIX)] = hamiltonian
+        hamiltonians, failure = collect_batch(self, jobs.backend, self.ctx.engine_batch, self.ctx.engine_failed,
+                                              hamiltonian=True, prefix=self.ENGINE_HAMILTONIAN_PREFIX)
+        if failure is not None:
+            return self.exit_codes.ERROR_ENGINE_HAMILTONIAN_FAILED.format(message=failure)
+        self.ctx.engine_hamiltonians.update(hamiltonians)
         done = len(self.ctx.engine_structures) - len(self.ctx.engine_pending)
         self.report(progress_message("engine-hamiltonians", done, len(self.ctx.engine_structures),
                                      f"({jobs.engine})"))

@@ -27,7 +27,7 @@ from aiida_mlepi.data.model import TrainedModelData
 from aiida_mlepi.data.phonon_modes import PhononModesData
 
 from .common import FORCE_PROVIDERS, child_failure, progress_message, structure_elements, unsupported_elements
-from .engine_jobs import EngineJobs, define_engine_inputs, engine_result, resolve_engine
+from .engine_jobs import EngineJobs, collect_batch, define_engine_inputs, resolve_engine
 from .inference import define_inference_inputs, inference_job_inputs, inference_mode, inference_problem
 from .resume import resumable_call, resumable_submit
 
@@ -217,14 +217,11 @@ class PhononWorkChain(WorkChain):
         return ToContext(**batch.running)
 
     def collect_engine_forces(self):
-        backend = self._engine_jobs().backend
-        for key in self.ctx.batch:
-            if key in self.ctx.batch_failed:
-                return self.exit_codes.ERROR_ENGINE_FORCES_FAILED.format(message=self.ctx.batch_failed[key])
-            forces, reason = engine_result(backend, self.ctx[key], hamiltonian=False)
-            if forces is None:
-                return self.exit_codes.ERROR_ENGINE_FORCES_FAILED.format(message=reason)
-            self.ctx.forces[key.removeprefix("forces_")] = forces
+        forces, failure = collect_batch(self, self._engine_jobs().backend, self.ctx.batch, self.ctx.batch_failed,
+                                        hamiltonian=False, prefix="forces_")
+        if failure is not None:
+            return self.exit_codes.ERROR_ENGINE_FORCES_FAILED.format(message=failure)
+        self.ctx.forces.update(forces)
         total = len(self.ctx.supercells)
         self.report(progress_message("phonon-forces", total - len(self.ctx.pending), total,
                                      f"({self.inputs.engine.value})"))
