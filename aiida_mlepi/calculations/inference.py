@@ -48,6 +48,10 @@ class ModelInferenceCalculation(ScriptCalculation):
     TASK: str = ""
     RESULT_FILE: str = ""
 
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        cls.RETRIEVE = (STATUS_FILE, LOG_FILE, cls.RESULT_FILE)  # what the parser reads, derived from RESULT_FILE
+
     @classmethod
     def define(cls, spec):
         super().define(spec)
@@ -99,7 +103,6 @@ class HedgeNetHamiltonianCalculation(ModelInferenceCalculation):
     MODEL_KIND = "hedgenet-electron"
     TASK = "hamiltonians"
     RESULT_FILE = "hamiltonians.npz"
-    RETRIEVE = (STATUS_FILE, LOG_FILE, "hamiltonians.npz")
 
     @classmethod
     def define(cls, spec):
@@ -114,7 +117,6 @@ class HedgeNetForcesCalculation(ModelInferenceCalculation):
     MODEL_KIND = "hedgenet-phonon"
     TASK = "forces"
     RESULT_FILE = "forces.npz"
-    RETRIEVE = (STATUS_FILE, LOG_FILE, "forces.npz")
 
     @classmethod
     def define(cls, spec):
