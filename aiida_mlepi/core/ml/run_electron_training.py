@@ -20,6 +20,8 @@ import json
 import sys
 from pathlib import Path
 
+from .script_main import script_main
+
 MODEL_FILE = "model.pt"
 METRICS_FILE = "metrics.json"
 CHECKPOINT_FILE = "checkpoint.pt"
@@ -84,11 +86,7 @@ def run(input_path: str | Path, workdir: str | Path | None = None) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    if len(argv) != 1:
-        print("usage: python -m aiida_mlepi.core.ml.run_electron_training input.json", file=sys.stderr)
-        return EXIT_INVALID_INPUT
-    return run(argv[0])
+    return script_main(run, "aiida_mlepi.core.ml.run_electron_training", argv)
 
 
 if __name__ == "__main__":

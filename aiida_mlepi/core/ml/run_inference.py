@@ -30,6 +30,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .script_main import script_main
+
 STATUS_FILE = "status.json"
 HAMILTONIANS_FILE = "hamiltonians.npz"
 FORCES_FILE = "forces.npz"
@@ -247,11 +249,7 @@ def run(input_path: str | Path, workdir: str | Path | None = None) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    if len(argv) != 1:
-        print("usage: python -m aiida_mlepi.core.ml.run_inference input.json", file=sys.stderr)
-        return EXIT_ERROR
-    return run(argv[0])
+    return script_main(run, "aiida_mlepi.core.ml.run_inference", argv)
 
 
 if __name__ == "__main__":
