@@ -154,8 +154,10 @@ def plot_spectral_function_maps(summary: orm.Dict, **spectral_functions: orm.Arr
         panels.append({"label": f"{t:g} K ({node.base.attributes.get('n_samples')} configurations)", "q": q_line,
                        "energies": grid[keep], "spectral": node.get_array("line_spectral_function")[:, keep],
                        **overlays(node.get_array("peaks_ev"), q_fit, params)})
+    legend = ("line through the first band-edge k-point; band edges in the table" if band_edges
+              else "circles: peaks (direction average), dashed: fitted model")
     title = (f"{data.get('material', '')}: unfolded spectral function, σ = {1e3 * data.get('broadening_ev', 0):.0f} meV; "
-             "circles: peaks (direction average), dashed: fitted model")
+             f"{legend}")
     with tempfile.TemporaryDirectory() as tmp:
         path = plot_spectral_functions(panels, Path(tmp) / "spectral_function_maps.png", title=title)
         return orm.SinglefileData(file=str(path), filename="spectral_function_maps.png")
