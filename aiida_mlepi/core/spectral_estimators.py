@@ -57,6 +57,10 @@ from .units import EV_ANGSTROM_TO_M_PER_S
 
 MODELS = ("monolayer", "ab-bilayer", "band-edges")
 #: bands below / above E_F that each model fits
+#: states of one k closer than this (eV) are one degenerate cluster of the static lattice. Not 1e-9: a DFT
+#: engine's static supercell is primitive-periodic only to its real-space grid (GPAW, AA′ hBN 3×3, h = 0.2 Å:
+#: the K/K′ quartets at the band edges split by up to 2.4e-4 eV, each state an equal K/K′ mix)
+DEGENERACY_TOLERANCE_EV = 1e-3
 MODEL_BANDS = {"monolayer": (1, 1), "ab-bilayer": (2, 2), "band-edges": (1, 1)}
 
 
@@ -247,14 +251,16 @@ def averaged_line_spectral_function(spectra: list[ConfigurationSpectrum], grid: 
 def static_band_energies(static: ConfigurationSpectrum, settings: SpectralSettings) -> np.ndarray:
     """(n_dir, n_q, n_bands) energies of the primitive bands the model fits, from the static lattice.
 
-    The undisplaced supercell unfolds to the primitive bands with weight 1 (0 elsewhere): the states
-    with weight > ½, the n_below highest under E_F and the n_above lowest over it.
+    The undisplaced supercell unfolds to the primitive bands with weight 1 (0 elsewhere): the n_below highest
+    primitive bands under E_F and the n_above lowest over it. Weight is counted per degenerate cluster: where
+    primitive k-points that fold together have degenerate states (K and K′ of AA′ hBN on a 3×3 supercell), the
+    solver's basis of the cluster mixes them, and each state carries part of the weight (½ each there); the
+    cluster's total, an integer, is the number of primitive bands at that energy (:func:`primitive_band_energies`).
     """
     below, above = MODEL_BANDS[settings.model]
     out = np.full(static.energies.shape[:2] + (below + above,), np.nan)
     for idx in np.ndindex(*static.energies.shape[:2]):
-        e, w = static.energies[idx], static.weights[idx]
-        bands = np.sort(e[(w > 0.5) & np.isfinite(e)])
+        bands = primitive_band_energies(static.energies[idx], static.weights[idx])
         occ = bands[bands < static.fermi_level_ev]
         emp = bands[bands >= static.fermi_level_ev]
         if len(occ) < below or len(emp) < above:
@@ -262,6 +268,28 @@ def static_band_energies(static: ConfigurationSpectrum, settings: SpectralSettin
                 "the static lattice has too few bands within the energy window: widen energy_half_width_ev")
         out[idx] = np.concatenate([occ[len(occ) - below:], emp[:above]])
     return out
+
+
+def primitive_band_energies(energies: np.ndarray, weights: np.ndarray,
+                            degeneracy_tol_ev: float = DEGENERACY_TOLERANCE_EV) -> np.ndarray:
+    """The primitive bands (eV, ascending, with multiplicity) among the states of an undisplaced supercell at one k.
+
+    States closer than ``degeneracy_tol_ev`` form a cluster; its summed weight, rounded, is the number of
+    primitive bands at the cluster's mean energy (the weight of a cluster does not depend on the basis the
+    solver chose inside it; single states: weight > ½ as before).
+    """
+    keep = np.isfinite(energies)
+    e, w = energies[keep], weights[keep]
+    order = np.argsort(e)
+    e, w = e[order], w[order]
+    bands: list[float] = []
+    start = 0
+    for end in range(1, len(e) + 1):
+        if end == len(e) or e[end] - e[end - 1] > degeneracy_tol_ev:
+            count = int(np.floor(w[start:end].sum() + 0.5 - 1e-9))
+            bands.extend([float(e[start:end].mean())] * count)
+            start = end
+    return np.asarray(bands)
 
 
 def band_windows(static_bands: np.ndarray, max_shift_ev: float) -> tuple[np.ndarray, np.ndarray]:
