@@ -226,6 +226,35 @@ def projection_matrix(h: HamiltonianR, primitive: PrimitiveCell, site_map: SiteM
     return pattern, site_map.translation[atom_of_orbital]
 
 
+def shared_solves(k_cart: np.ndarray, supercell: np.ndarray, decimals: int = 8) -> list[tuple[int, bool]]:
+    """For each k (Å⁻¹): (index among the distinct eigen-solves, whether it is the complex conjugate of that solve).
+
+    In the lattice gauge H(k) = Σ_R e^{ik·R} H(R) is periodic in the supercell reciprocal lattice, and H(R), S(R)
+    are real, so H(−k) = H(k)*: primitive k-points that fold onto the same supercell k, or onto minus it, share
+    one diagonalisation (eigenvalues equal, eigenvectors equal or conjugated); only the unfolding phases differ.
+    For the 6×6 bilayer K and K′ fold onto Γ̄, so K + q and K − q (the ± directions of the Fermi-velocity fit and
+    the two halves of the heat-map line) need one solve per pair. Solve ``n`` is the first k of its class.
+    """
+    frac = np.asarray(k_cart, dtype=float) @ np.asarray(supercell, dtype=float).T / (2 * np.pi)
+    scale = 10 ** decimals
+
+    def key(f: np.ndarray) -> tuple:
+        return tuple(np.mod(np.round(f * scale).astype(np.int64), scale).tolist())
+
+    seen: dict[tuple, int] = {}
+    out = []
+    for f in frac:
+        plus, minus = key(f), key(-f)
+        if plus in seen:
+            out.append((seen[plus], False))
+        elif minus in seen:
+            out.append((seen[minus], True))
+        else:
+            seen[plus] = len(seen)
+            out.append((seen[plus], False))
+    return out
+
+
 def unfold(hamiltonian: HamiltonianR, primitive_cell, k_primitive_cart: np.ndarray,
            site_map: SiteMap | None = None, *, state_range: tuple[int, int] | None = None,
            energy_window: tuple[float, float] | None = None,
@@ -254,11 +283,17 @@ def unfold(hamiltonian: HamiltonianR, primitive_cell, k_primitive_cart: np.ndarr
     pattern, t_orb = projection_matrix(h, primitive, site_map)
     n_prim = pattern.shape[0]
     results_e, results_w = [], []
-    for k in ks:
-        hk = h.hk_dense(k)
-        sk = None if h.s_values is None else h.hk_dense(k, h.s_values)
-        vals, vecs = eigh_subset(hk, sk, subset_by_index=state_range, subset_by_value=energy_window,
-                                 precision=precision)
+    solves: list[tuple[np.ndarray, np.ndarray, np.ndarray | None]] = []
+    for k, (source, conjugate) in zip(ks, shared_solves(ks, h.cell)):
+        if source == len(solves):  # a supercell k not seen before (up to sign): solve
+            hk = h.hk_dense(k)
+            sk = None if h.s_values is None else h.hk_dense(k, h.s_values)
+            vals, vecs = eigh_subset(hk, sk, subset_by_index=state_range, subset_by_value=energy_window,
+                                     precision=precision)
+            solves.append((vals, vecs, sk))
+        vals, vecs, sk = solves[source]
+        if conjugate:  # k ≡ −k' (mod the supercell reciprocal lattice): H(k) = H(k')*, S(k) = S(k')*
+            vecs, sk = vecs.conj(), None if sk is None else sk.conj()
         phase = np.exp(-1j * (t_orb @ k))[:, None]
         f = pattern @ (phase * vecs)
         g = f if sk is None else pattern @ (phase * (sk @ vecs))

@@ -11,7 +11,7 @@ from aiida_mlepi.core.bands import eigenvalues, repeat_hamiltonian
 from aiida_mlepi.core.engine import ReferenceEngine
 from aiida_mlepi.core.hamiltonian import HamiltonianR
 from aiida_mlepi.core.structures import graphene_bilayer, hexagonal_cell, in_plane_supercell
-from aiida_mlepi.core.unfolding import (PrimitiveCell, UnfoldingInputError, map_to_primitive,
+from aiida_mlepi.core.unfolding import (PrimitiveCell, UnfoldingInputError, map_to_primitive, shared_solves,
                                         spectral_function, unfold)
 from tests.core.test_bands import A, A_CC, T, graphene_pi, pair_model
 
@@ -112,14 +112,45 @@ def test_sum_rules_of_a_displaced_configuration(overlap):
     rec_sc = h.reciprocal_cell()
     ks = np.array([k0 + m1 * rec_sc[0] + m2 * rec_sc[1] for m1, m2 in itertools.product(range(n), repeat=2)])
     states = unfold(h, primitive, ks)
-    # the supercell eigenvalues are the same at all k + G_sc
-    np.testing.assert_allclose(states.energies, np.broadcast_to(states.energies[0], states.energies.shape), atol=1e-9)
+    # the supercell eigenvalues are the same at all k + G_sc (one shared solve: compare with a solve at the last one)
+    alone = unfold(h, primitive, ks[-1:])
+    np.testing.assert_allclose(states.energies, np.broadcast_to(alone.energies[0], states.energies.shape), atol=1e-9)
     np.testing.assert_allclose(states.weights.sum(axis=0), 1.0, atol=1e-10)
     np.testing.assert_allclose(states.weights.sum(axis=1), 2.0, atol=1e-10)
     # a displaced configuration spreads weight: some states carry neither 0 nor 1
     assert ((states.weights > 0.05) & (states.weights < 0.95)).any()
     if not overlap:
         assert states.weights.min() > -1e-12  # orthogonal basis: weights are |f|²/N_c ≥ 0
+
+
+def test_folded_and_time_reversed_k_share_one_solve():
+    """On a 3×3 supercell K and K′ fold onto Γ̄: K + q, K′ + q share a solve, K − q is its complex conjugate
+    (real H(R)); on 4×4 K folds onto K̄ and K ± q are different supercell k."""
+    h3 = _displaced_supercell(3, np.random.default_rng(0))[1]
+    h4 = _displaced_supercell(4, np.random.default_rng(0))[1]
+    rec = np.linalg.inv(graphene_pi().cell).T * 2 * np.pi
+    K, Kp, q = (rec[0] + rec[1]) / 3, 2 * (rec[0] + rec[1]) / 3, np.array([0.05, 0.02, 0.0])
+    ks = np.array([K + q, Kp + q, K - q, K + 2 * q, q])
+    assert shared_solves(ks, h3.cell) == [(0, False), (0, False), (0, True), (1, False), (0, False)]
+    assert shared_solves(ks, h4.cell) == [(0, False), (1, False), (1, True), (2, False), (3, False)]
+
+
+@pytest.mark.parametrize("overlap", [False, True])
+def test_shared_solves_give_the_states_of_independent_solves(overlap):
+    """Unfolding many k at once (solves shared between k ≡ ±k′ mod the supercell reciprocal lattice) gives the
+    energies and weights of one unfold call per k (each its own solve), H and S ≠ 1 alike."""
+    primitive, h, _ = _displaced_supercell(3, np.random.default_rng(5), overlap=overlap)
+    rec = np.linalg.inv(graphene_pi().cell).T * 2 * np.pi
+    K, q = (rec[0] + rec[1]) / 3, np.array([0.043, 0.011, 0.0])
+    ks = np.array([K + q, K - q, 2 * K + q, 2 * K - q, K + 2 * q, K - 2 * q])
+    together = unfold(h, primitive, ks, energy_window=(-2.0, 2.0))
+    assert len({source for source, _ in shared_solves(ks, h.cell)}) == 2
+    for n, k in enumerate(ks):
+        alone = unfold(h, primitive, k, energy_window=(-2.0, 2.0))
+        width = alone.energies.shape[1]
+        np.testing.assert_allclose(together.energies[n, :width], alone.energies[0], atol=1e-9)
+        np.testing.assert_allclose(together.weights[n, :width], alone.weights[0], atol=1e-8)
+    assert ((together.weights > 0.05) & (together.weights < 0.95)).any()  # a displaced configuration: weights spread
 
 
 def test_weights_do_not_depend_on_atom_order():
