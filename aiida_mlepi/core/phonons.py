@@ -44,6 +44,9 @@ IMAGINARY_TOLERANCE_THZ = 1.0 / THZ_TO_CM1
 #: version tag of the :meth:`PhononSetup.to_dict` layout
 SETUP_FORMAT_VERSION = 1
 
+#: phonopy's primitive cell is the unit cell as given ('P'); phonopy ≥ 4 would otherwise search one ('auto') and warn
+UNIT_PRIMITIVE = "P"
+
 
 class PhononError(ValueError):
     """Bad input to the phonon calculation (shapes, counts, supercell matrix, …)."""
@@ -288,7 +291,7 @@ def band_structure(unitcell: Atoms, supercell_matrix: Sequence[int] | np.ndarray
     if len(labels) != len(path):
         raise PhononError("give one label per point of the band path")
     phonon = Phonopy(_to_phonopy_atoms(unitcell), supercell_matrix=_supercell_matrix(supercell_matrix),
-                     primitive_matrix=None)
+                     primitive_matrix=UNIT_PRIMITIVE)
     n_sc = len(phonon.supercell)
     fc = np.asarray(force_constants, dtype=float)
     if fc.shape != (n_sc, n_sc, 3, 3):
@@ -353,7 +356,7 @@ class PhononSetup:
         """The phonopy object (built lazily; holds the displacement dataset)."""
         if self._phonopy is None:
             phonon = Phonopy(_to_phonopy_atoms(self.unitcell), supercell_matrix=self.supercell_matrix,
-                             primitive_matrix=None, symprec=self.symprec)
+                             primitive_matrix=UNIT_PRIMITIVE, symprec=self.symprec)
             if self.dataset:
                 phonon.dataset = _numpy_dataset(self.dataset)
             self._phonopy = phonon
@@ -442,7 +445,7 @@ class PhononSetup:
             if not np.all(np.isfinite(f)):
                 raise PhononError(f"forces of displacement {k} contain NaN or infinity")
         phonon = Phonopy(_to_phonopy_atoms(self.unitcell), supercell_matrix=self.supercell_matrix,
-                         primitive_matrix=None, symprec=self.symprec)
+                         primitive_matrix=UNIT_PRIMITIVE, symprec=self.symprec)
         phonon.dataset = _numpy_dataset(self.dataset)
         phonon.forces = np.array(arrays)
         phonon.produce_force_constants()

@@ -17,6 +17,7 @@ from ase.neighborlist import neighbor_list
 
 from aiida_mlepi.core.layers import LAYER_ARRAY
 from aiida_mlepi.core.phonons import (
+    hexagonal_path,
     PhononError,
     PhononSetup,
     SupercellModes,
@@ -241,6 +242,23 @@ def test_band_structure_matches_analytic_model(graphene, setup_6x6, modes_6x6):
     mid = 5
     ref = analytic_frequencies_thz(graphene, bands.qpoints[mid])
     np.testing.assert_allclose(np.sort(bands.frequencies_thz[mid]), ref, atol=1e-5 * ref.max())
+
+
+def test_band_structure_in_a_basis_phonopy_would_reduce(graphene):
+    """The same graphene with the in-plane cell a1 = (−a/2, a√3/2), a2 = (−a/2, −a√3/2) (the catalogue's hBN
+    orientation, for which phonopy ≥ 4's default 'auto' finds another primitive basis). The band path's reduced q
+    are those of the cell as given: the bands at Γ, M, K are the analytic ones."""
+    a = np.linalg.norm(graphene.cell[0])
+    cell = np.array([[-a / 2, a * np.sqrt(3) / 2, 0.0], [-a / 2, -a * np.sqrt(3) / 2, 0.0], graphene.cell[2]])
+    turned = Atoms(graphene.numbers, scaled_positions=graphene.get_scaled_positions(), cell=cell, pbc=graphene.pbc)
+    setup = PhononSetup.create(turned, supercell_matrix=(3, 3, 1), displacement_angstrom=0.01)
+    model = GrapheneSprings(turned)
+    modes = setup.supercell_modes([model(atoms) for atoms in setup.displaced_supercells()])
+    bands = setup.band_structure(modes.force_constants, npoints=7)
+    path, _ = hexagonal_path(turned)
+    for idx, q in zip((0, 6, 13), path[:3]):
+        ref = analytic_frequencies_thz(turned, np.asarray(q, dtype=float))
+        np.testing.assert_allclose(np.sort(bands.frequencies_thz[idx]), ref, atol=1e-5 * ref.max())
 
 
 def test_modes_array_round_trip(modes_6x6):
