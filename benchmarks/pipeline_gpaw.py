@@ -86,6 +86,8 @@ def overrides_for(material: str, args) -> dict:
                  "check": {"kpoints_unit_cell": k["check"]}}
     if args.configurations:
         overrides["datasets"]["phonon"]["overrides"]["num_configurations"] = args.configurations
+    if args.electron_configurations:
+        overrides["datasets"]["electron"]["overrides"]["num_configurations"] = args.electron_configurations
     if args.n_check is not None:
         overrides["n_check"] = args.n_check
     return overrides
@@ -136,6 +138,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--material", default="aa-prime-bilayer-hbn", choices=sorted(MATERIALS))
     parser.add_argument("--configurations", type=int, help="perturbed 2×2 cells of the forces dataset (protocol: 12)")
+    parser.add_argument("--electron-configurations", type=int,
+                        help="perturbed 2×2 cells of the H(R) dataset (protocol: 6)")
     parser.add_argument("--n-check", type=int, help="override the protocol's n_check (0: no ground-truth check)")
     parser.add_argument("--json", help="write the summary Dict here")
     args = parser.parse_args()
