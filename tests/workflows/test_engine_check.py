@@ -126,7 +126,7 @@ def test_pipeline_check_engine_validation(relaxed_ab_bilayer, aiida_profile):
 
 def test_gpaw_protocol_builder(relaxed_ab_bilayer, aiida_profile):
     """The gpaw_cpu protocol: forces from szp(dzp), h 0.20 Å, D3(BJ) on 2×2 cells (6×6 unit-cell k → 3×3); H(R) from a
-    separate sz(dzp) dataset on a 12×12 unit-cell mesh (6×6 on 2×2; exact needs 9×9, the rest is room for the
+    separate sz(dzp) dataset of 12 cells on a 12×12 unit-cell mesh (6×6 on 2×2; exact needs 9×9, the rest is room for the
     displacements); the electron network predicts the 6/7 Å blocks that the orthogonalisation keeps; 4×4 k on the
     3×3 production supercell; the code passed on."""
     from aiida_mlepi.codes import ensure_local_python_code
@@ -143,6 +143,7 @@ def test_gpaw_protocol_builder(relaxed_ab_bilayer, aiida_profile):
     electron = builder.electron_data.engine_parameters.get_dict()
     assert electron["basis"] == "sz(dzp)" and builder.electron_data.hamiltonian.value
     assert builder.electron_data.kpoints_mesh.get_list() == [6, 6, 1]
+    assert builder.electron_data.num_configurations.value == 12
     model = builder.electron_training.training_parameters["model"]
     assert (model["block_cutoff_intra"], model["block_cutoff_inter"]) == (6.0, 7.0)
     assert builder.supercell_matrix.get_list() == [3, 3, 1] and builder.n_check.value == 4
