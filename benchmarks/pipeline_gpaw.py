@@ -143,7 +143,7 @@ def main() -> None:
     parser.add_argument("--material", default="aa-prime-bilayer-hbn", choices=sorted(MATERIALS))
     parser.add_argument("--configurations", type=int, help="perturbed 2×2 cells of the forces dataset (protocol: 12)")
     parser.add_argument("--electron-configurations", type=int,
-                        help="perturbed 2×2 cells of the H(R) dataset (protocol: 6)")
+                        help="perturbed 2×2 cells of the H(R) dataset (protocol: 12)")
     parser.add_argument("--n-check", type=int, help="override the protocol's n_check (0: no ground-truth check)")
     parser.add_argument("--json", help="write the summary Dict here")
     args = parser.parse_args()

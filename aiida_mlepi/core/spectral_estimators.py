@@ -57,11 +57,11 @@ from .units import EV_ANGSTROM_TO_M_PER_S
 
 MODELS = ("monolayer", "ab-bilayer", "band-edges")
 #: bands below / above E_F that each model fits
+MODEL_BANDS = {"monolayer": (1, 1), "ab-bilayer": (2, 2), "band-edges": (1, 1)}
 #: states of one k closer than this (eV) are one degenerate cluster of the static lattice. Not 1e-9: a DFT
 #: engine's static supercell is primitive-periodic only to its real-space grid (GPAW, AA′ hBN 3×3, h = 0.2 Å:
 #: the K/K′ quartets at the band edges split by up to 2.4e-4 eV, each state an equal K/K′ mix)
 DEGENERACY_TOLERANCE_EV = 1e-3
-MODEL_BANDS = {"monolayer": (1, 1), "ab-bilayer": (2, 2), "band-edges": (1, 1)}
 
 
 class EstimatorInputError(ValueError):

@@ -17,13 +17,13 @@ from ase.neighborlist import neighbor_list
 
 from aiida_mlepi.core.layers import LAYER_ARRAY
 from aiida_mlepi.core.phonons import (
-    hexagonal_path,
     PhononError,
     PhononSetup,
     SupercellModes,
     band_structure,
     compute_supercell_modes,
     enforce_acoustic_sum_rule,
+    hexagonal_path,
 )
 from aiida_mlepi.core.structures import graphene_bilayer, graphene_monolayer
 from aiida_mlepi.core.units import AMU_KG, ANGSTROM_M, EV_J
