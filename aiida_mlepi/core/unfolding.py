@@ -51,6 +51,8 @@ from .hamiltonian import HamiltonianR
 
 #: default Gaussian broadening of the spectral function, eV
 DEFAULT_BROADENING_EV = 0.01
+#: a state's Gaussian is evaluated within this many σ of it on evenly spaced grids (:func:`spectral_function`)
+GAUSSIAN_REACH_SIGMA = 8.0
 #: an atom further than this from every primitive site (Å) is an error of the site map
 DEFAULT_SITE_TOLERANCE = 0.8
 
@@ -197,16 +199,31 @@ class UnfoldedStates:
 
 def spectral_function(energies: np.ndarray, weights: np.ndarray, energy_grid_ev: np.ndarray,
                       broadening_ev: float = DEFAULT_BROADENING_EV) -> np.ndarray:
-    """Σ_m W_m g_σ(E − E_m) for each k: (nk, nE) in eV⁻¹ (g_σ a unit-area Gaussian of width σ, eV)."""
+    """Σ_m W_m g_σ(E − E_m) for each k: (nk, nE) in eV⁻¹ (g_σ a unit-area Gaussian of width σ, eV).
+
+    On an evenly spaced grid each Gaussian is evaluated only within ±:data:`GAUSSIAN_REACH_SIGMA` σ of its
+    state (the rest of its area is < 1e-15): for the estimator's 1 meV grid over ±1.3 eV and σ = 10 meV, 161 of
+    the 2601 points per state (the thermal average evaluates A(k, E) of every configuration).
+    """
     if not broadening_ev > 0:
         raise UnfoldingInputError(f"the broadening must be positive (eV), got {broadening_ev}")
     e = np.asarray(energies, dtype=float)
     w = np.where(np.isfinite(e), np.asarray(weights, dtype=float), 0.0)
     e = np.where(np.isfinite(e), e, 0.0)
     grid = np.asarray(energy_grid_ev, dtype=float)
-    x = (grid[None, None, :] - e[:, :, None]) / broadening_ev
-    g = np.exp(-0.5 * x * x) / (np.sqrt(2.0 * np.pi) * broadening_ev)
-    return np.einsum("km,kme->ke", w, g)
+    norm = 1.0 / (np.sqrt(2.0 * np.pi) * broadening_ev)
+    step = grid[1] - grid[0] if grid.size > 2 else 0.0
+    reach = int(np.ceil(GAUSSIAN_REACH_SIGMA * broadening_ev / step)) if step > 0 else grid.size
+    if step <= 0 or 2 * reach + 2 >= grid.size or np.abs(np.diff(grid) - step).max() > 1e-9 * abs(step):
+        x = (grid[None, None, :] - e[:, :, None]) / broadening_ev
+        return np.einsum("km,kme->ke", w, np.exp(-0.5 * x * x) * norm)
+    n_k, n_e = e.shape[0], grid.size
+    index = np.floor((e - grid[0]) / step).astype(np.int64)[:, :, None] + np.arange(-reach, reach + 2)
+    inside = (index >= 0) & (index < n_e)
+    x = (grid[np.clip(index, 0, n_e - 1)] - e[:, :, None]) / broadening_ev
+    values = np.where(inside, np.exp(-0.5 * x * x) * norm, 0.0) * w[:, :, None]
+    flat = (np.arange(n_k)[:, None, None] * n_e + np.clip(index, 0, n_e - 1)).ravel()
+    return np.bincount(flat, weights=values.ravel(), minlength=n_k * n_e).reshape(n_k, n_e)
 
 
 def projection_matrix(h: HamiltonianR, primitive: PrimitiveCell, site_map: SiteMap) -> tuple[sp.csr_matrix, np.ndarray]:

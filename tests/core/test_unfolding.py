@@ -177,6 +177,31 @@ def test_spectral_function_is_normalised():
         spectral_function(states.energies, states.weights, grid, 0.0)
 
 
+def test_spectral_function_windowed_equals_every_point():
+    """On an even grid each Gaussian is evaluated within ±8σ only: the same A(k, E) as every grid point (1e-12
+    relative), for states inside, at the edges of and beyond the grid, with NaN padding; an uneven grid takes
+    every point."""
+    rng = np.random.default_rng(3)
+    energies = rng.uniform(-1.5, 1.5, (7, 9))
+    energies[2, 6:] = np.nan
+    energies[4, 0], energies[5, 1] = -1.3, 1.3  # on the grid's ends
+    weights = rng.uniform(0.0, 1.0, energies.shape)
+    sigma = 0.01
+
+    def every_point(grid):
+        e = np.nan_to_num(energies)
+        w = np.where(np.isfinite(energies), weights, 0.0)
+        x = (grid[None, None, :] - e[:, :, None]) / sigma
+        return np.einsum("km,kme->ke", w, np.exp(-0.5 * x * x)) / (np.sqrt(2 * np.pi) * sigma)
+
+    even = np.linspace(-1.3, 1.3, 2601)
+    uneven = np.sort(np.concatenate([even[::3], [0.00037, 0.5001]]))
+    for grid in (even, uneven):
+        expected = every_point(grid)
+        np.testing.assert_allclose(spectral_function(energies, weights, grid, sigma), expected,
+                                   atol=1e-12 * expected.max())
+
+
 def test_bad_input_is_reported():
     h = graphene_pi()
     sc = repeat_hamiltonian(h, 2, 2)
