@@ -27,6 +27,7 @@ from aiida_mlepi.core.spectral_estimators import (ConfigurationSpectrum, Spectra
                                                   configuration_spectrum, energy_grid, line_distances,
                                                   running_estimates, static_band_energies)
 from aiida_mlepi.core.unfolding import PrimitiveCell
+from aiida_mlepi.data.array_reading import read_arrays
 from aiida_mlepi.data.hamiltonian import HamiltonianData
 from aiida_mlepi.data.layered_structure import LayeredStructureData
 from aiida_mlepi.data.model import TrainedModelData
@@ -59,11 +60,17 @@ def spectral_inputs(settings: orm.Dict, num_atoms: int) -> tuple[SpectralSetting
     return SpectralSettings.from_dict(values.get("spectral")), primitive, int(round(electrons))
 
 
-def spectrum_from_node(node: orm.ArrayData) -> ConfigurationSpectrum:
+def spectrum_from_node(node: orm.ArrayData, arrays: dict | None = None) -> ConfigurationSpectrum:
+    """The :class:`ConfigurationSpectrum` of an ``UnfoldedSpectrum`` node (``arrays``: its arrays, if read)."""
     attrs = node.base.attributes
-    arrays = {name: node.get_array(name) for name in node.get_arraynames()}
+    arrays = {name: node.get_array(name) for name in node.get_arraynames()} if arrays is None else arrays
     return ConfigurationSpectrum.from_arrays(arrays, attrs.get("fermi_level_ev"), attrs.get("folded_gap_ev"),
                                              attrs.get("folded_splitting_ev"))
+
+
+def spectra_from_nodes(nodes: list[orm.ArrayData]) -> list[ConfigurationSpectrum]:
+    """:func:`spectrum_from_node` of many nodes, their arrays read in one pass (:func:`read_arrays`)."""
+    return [spectrum_from_node(node, arrays) for node, arrays in zip(nodes, read_arrays(nodes))]
 
 
 def spectrum_node(spectrum: ConfigurationSpectrum, labels: dict, settings: orm.Dict, spectral: SpectralSettings,
@@ -176,7 +183,7 @@ def average_unfolded_spectra(static: orm.ArrayData, settings: orm.Dict, temperat
     spectral = SpectralSettings.from_dict(settings.get_dict().get("spectral"))
     static_spectrum = spectrum_from_node(static)
     keys = sorted(per_sample)
-    spectra = [spectrum_from_node(per_sample[key]) for key in keys]
+    spectra = spectra_from_nodes([per_sample[key] for key in keys])
     pairs = bool(antithetic.value)
     bands = static_band_energies(static_spectrum, spectral)
     static_estimate = running_estimates(static_spectrum, [static_spectrum], spectral, False, [1], bands)[0]
