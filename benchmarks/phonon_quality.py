@@ -1,7 +1,7 @@
 """Phonon quality of HedgeNet-Phonon on the 6×6 production supercell, trained on 4×4 cells (issue 9.4).
 
 One run = one experiment: dataset (perturbed 4×4 AB bilayer graphene labelled by the reference engine with
-kpts (3, 3, 1), as the ``balanced`` dataset protocol) → training (the ``balanced`` model of
+kpts (3, 3, 1), the ``balanced`` dataset protocol's perturbations) → training (the ``balanced`` model of
 protocols/pipeline.yaml) → every Γ mode of the 6×6 supercell (phonopy, 0.01 Å) from the model vs the
 reference engine (kpts (2, 2, 1)) → mode-by-mode |Δω| (cm⁻¹, :func:`mode_differences`, as the pipeline's
 ground-truth check), imaginary modes, train time. Each run appends a row to
@@ -18,6 +18,11 @@ Usage::
         --perturbations '{"harmonic_fraction": 0.5, "harmonic_displacement_std_angstrom": 0.02}' \\
         --training '{"epochs": 600, "lr_schedule": "cosine", "lr_min": 1e-4}'
     python benchmarks/phonon_quality.py --table
+    OMP_NUM_THREADS=1 python benchmarks/phonon_quality.py --cell-limit 3 4 5 6
+
+``--cell-limit``: the engine's exact force constants of n×n cells, Fourier-interpolated to the 6×6 q-grid — what a
+perfect model of n×n training data would give (4×4: mean 2.74, max 48.3 cm⁻¹, at the TO mode of K, which the 4×4
+cell does not contain). Defaults (model, training, split, perturbations) are read from the ``balanced`` protocols.
 
 Measured (2026-12-06, shared 2-core machine at load 25–30, 1 thread; train CPU ≈ 80 s per 200 epochs of 13
 training cells; wall ≈ 45 min each under that load). 6×6 engine: 432 modes, ω_max 1711 cm⁻¹, no imaginary mode:
@@ -66,16 +71,20 @@ from aiida_mlepi.core.ml.calculator import predict
 from aiida_mlepi.core.ml.hedgenet_phonon import HedgeNetPhonon
 from aiida_mlepi.core.ml.training import TrainingConfig, save_result, train
 from aiida_mlepi.core.perturbations import PerturbationSettings, perturbed_configurations
-from aiida_mlepi.core.phonons import PhononSetup
+from aiida_mlepi.core.phonons import UNIT_PRIMITIVE, PhononSetup, _to_phonopy_atoms
+from aiida_mlepi.workchains.dataset import protocol_inputs
+from aiida_mlepi.workchains.pipeline import PROTOCOL_FILE as PIPELINE_PROTOCOLS
 
 OUTPUT = Path(__file__).resolve().parent / "output"
 RESULTS = OUTPUT / "phonon_quality.jsonl"
 CACHE = OUTPUT / "phonon_quality_cache"
-#: the `balanced` HedgeNet-Phonon of protocols/pipeline.yaml
-BALANCED_MODEL = dict(num_channels=16, radial_mlp=(32, 32), max_ell=1, max_L=0, correlation=2, num_interactions=2,
-                      r_max_intra=3.0, r_max_inter=4.5)
-BALANCED_TRAINING = dict(epochs=200, batch_size=4, lr=0.01, ema_decay=0.99, seed=0)
-BALANCED_SPLIT = (0.8, 0.1, 0.1)
+#: the `balanced` HedgeNet-Phonon, its training and split (protocols/pipeline.yaml) and dataset (protocols/dataset.yaml)
+_PIPELINE = protocol_inputs("balanced", None, PIPELINE_PROTOCOLS)["phonon_training"]["training_parameters"]
+BALANCED_MODEL = dict(_PIPELINE["model"])
+BALANCED_TRAINING = dict(_PIPELINE["training"])
+BALANCED_SPLIT = tuple(_PIPELINE["split"]["fractions"])
+BALANCED_PERTURBATIONS = protocol_inputs("balanced")["perturbations"]
+THZ_TO_CM1 = 33.35641  #: 1 THz in cm⁻¹
 KPTS_4X4, KPTS_6X6 = (3, 3, 1), (2, 2, 1)  # ≈ 12×12 in the unit cell, as the balanced protocols
 
 
@@ -114,6 +123,27 @@ def model_modes(model: HedgeNetPhonon, unit, dtype: str) -> dict[str, np.ndarray
     return out
 
 
+def cell_limit(engine: ReferenceEngine, unit, w_ref: np.ndarray, n: int) -> str:
+    """The engine's exact force constants of the n×n cell, Fourier-interpolated to the 36 q-points of the 6×6
+    cell (phonopy): the 6×6 spectrum a perfect model of n×n training data would give (n×n Γ-cell ≠ 6×6 q-grid:
+    q-points of the 6×6 cell the n×n one does not contain, e.g. K for 3 ∤ n, come from the interpolation)."""
+    from phonopy import Phonopy
+
+    kpts = {4: KPTS_4X4, 6: KPTS_6X6}.get(n, tuple([max(1, -(-12 // n))] * 2 + [1]))
+    setup = PhononSetup.create(unit, (n, n, 1))
+    fc = setup.force_constants([engine.compute(a, kpts=kpts).forces for a in setup.displaced_supercells()])
+    phonon = Phonopy(_to_phonopy_atoms(unit), supercell_matrix=np.diag([n, n, 1]), primitive_matrix=UNIT_PRIMITIVE)
+    phonon.force_constants = fc
+    phonon.run_qpoints([[i / 6, j / 6, 0.0] for i in range(6) for j in range(6)])
+    w = np.asarray(phonon.get_qpoints_dict()["frequencies"]).ravel() * THZ_TO_CM1
+    d = mode_differences(w, w_ref)
+    delta = np.abs(np.sort(w) - np.sort(w_ref))
+    worst = np.sort(w_ref)[np.argmax(delta)]
+    return (f"engine force constants of the {n}×{n} cell → 6×6 modes: mean |Δω| {d['mean_abs_difference_cm1']:.2f}, "
+            f"max {d['max_abs_difference_cm1']:.1f} cm⁻¹ (at the engine's {worst:.0f} cm⁻¹ mode), "
+            f"{d['num_imaginary_ml']} imaginary")
+
+
 def _plus_minus(setup: PhononSetup) -> PhononSetup:
     """``setup`` with each displacement followed by its opposite (central differences)."""
     first = []
@@ -143,17 +173,26 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--table", action="store_true", help="print the results so far and exit")
     parser.add_argument("--plot", action="store_true", help="save ML vs engine frequencies")
+    parser.add_argument("--cell-limit", type=int, nargs="*", default=None, metavar="N",
+                        help="print what the engine's own force constants of an N×N cell (default 4 5) give for the "
+                             "6×6 modes, i.e. the best any model trained on N×N cells can do, and exit")
     parser.add_argument("--progress", action="store_true", help="progress bar of the training")
     args = parser.parse_args()
     if args.table:
         print_table()
+        return
+    if args.cell_limit is not None:
+        engine = ReferenceEngine()
+        unit, w_ref = reference(engine)
+        for n in args.cell_limit or [4, 5]:
+            print(cell_limit(engine, unit, w_ref, n))
         return
     torch.set_num_threads(1)
     warnings.filterwarnings("ignore", category=UserWarning)
     engine = ReferenceEngine()
     unit, w_ref = reference(engine)
 
-    settings = PerturbationSettings.from_dict({"supercell": [4, 4], **json.loads(args.perturbations)})
+    settings = PerturbationSettings.from_dict({**BALANCED_PERTURBATIONS, **json.loads(args.perturbations)})
     t0 = time.perf_counter()
     data = dataset(unit, engine, args.configs, settings, args.seed)
     if args.extra:
