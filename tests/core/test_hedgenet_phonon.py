@@ -150,7 +150,12 @@ def test_float32_default_agrees_with_float64(model):
     m32.load_state_dict({k: v.float() for k, v in model.state_dict().items()})
     atoms = perturbed_bilayer(2)
     assert HedgeNetPhononConfig().dtype == "float32"
-    assert energy_forces(m32, atoms)[0] == pytest.approx(energy_forces(model, atoms)[0], rel=1e-5)
+    (e32, f32), (e64, f64) = energy_forces(m32, atoms), energy_forces(model, atoms)
+    # the total is a near-cancellation of Σ E0 (−24 eV here) and the readouts (+23.5 eV): float32 round-off is
+    # relative to those terms (1e-6 of 24 eV), not to the −0.54 eV left over (7e-6 eV seen with torch 2.13 CPU)
+    scale = abs(sum(model.config.atomic_energies[0] for _ in atoms)) + abs(e64)
+    assert abs(e32 - e64) < 1e-6 * scale
+    assert np.abs(f32 - f64).max() < 1e-4 * max(1.0, np.abs(f64).max())
 
 
 def test_save_load_round_trip_and_errors(model, tmp_path):
