@@ -72,7 +72,8 @@ from aiida_mlepi.core.ml.hedgenet_phonon import HedgeNetPhonon
 from aiida_mlepi.core.ml.training import TrainingConfig, save_result, train
 from aiida_mlepi.core.perturbations import PerturbationSettings, perturbed_configurations
 from aiida_mlepi.core.phonons import UNIT_PRIMITIVE, PhononSetup, _to_phonopy_atoms
-from aiida_mlepi.workchains.dataset import protocol_inputs
+from aiida_mlepi.core.units import THZ_TO_CM1
+from aiida_mlepi.workchains.dataset import protocol_inputs, supercell_kpoints
 from aiida_mlepi.workchains.pipeline import PROTOCOL_FILE as PIPELINE_PROTOCOLS
 
 OUTPUT = Path(__file__).resolve().parent / "output"
@@ -84,7 +85,6 @@ BALANCED_MODEL = dict(_PIPELINE["model"])
 BALANCED_TRAINING = dict(_PIPELINE["training"])
 BALANCED_SPLIT = tuple(_PIPELINE["split"]["fractions"])
 BALANCED_PERTURBATIONS = protocol_inputs("balanced")["perturbations"]
-THZ_TO_CM1 = 33.35641  #: 1 THz in cm⁻¹
 KPTS_4X4, KPTS_6X6 = (3, 3, 1), (2, 2, 1)  # ≈ 12×12 in the unit cell, as the balanced protocols
 
 
@@ -129,7 +129,7 @@ def cell_limit(engine: ReferenceEngine, unit, w_ref: np.ndarray, n: int) -> str:
     q-points of the 6×6 cell the n×n one does not contain, e.g. K for 3 ∤ n, come from the interpolation)."""
     from phonopy import Phonopy
 
-    kpts = {4: KPTS_4X4, 6: KPTS_6X6}.get(n, tuple([max(1, -(-12 // n))] * 2 + [1]))
+    kpts = tuple(supercell_kpoints([12, 12, 1], [n, n]))  # ≈ 12×12 in the unit cell: (3, 3, 1) for 4×4, as KPTS_4X4
     setup = PhononSetup.create(unit, (n, n, 1))
     fc = setup.force_constants([engine.compute(a, kpts=kpts).forces for a in setup.displaced_supercells()])
     phonon = Phonopy(_to_phonopy_atoms(unit), supercell_matrix=np.diag([n, n, 1]), primitive_matrix=UNIT_PRIMITIVE)
@@ -137,8 +137,7 @@ def cell_limit(engine: ReferenceEngine, unit, w_ref: np.ndarray, n: int) -> str:
     phonon.run_qpoints([[i / 6, j / 6, 0.0] for i in range(6) for j in range(6)])
     w = np.asarray(phonon.get_qpoints_dict()["frequencies"]).ravel() * THZ_TO_CM1
     d = mode_differences(w, w_ref)
-    delta = np.abs(np.sort(w) - np.sort(w_ref))
-    worst = np.sort(w_ref)[np.argmax(delta)]
+    worst = np.sort(w_ref)[np.argmax(d["abs_difference_cm1"])]  # |Δω| is mode by mode in ascending order
     return (f"engine force constants of the {n}×{n} cell → 6×6 modes: mean |Δω| {d['mean_abs_difference_cm1']:.2f}, "
             f"max {d['max_abs_difference_cm1']:.1f} cm⁻¹ (at the engine's {worst:.0f} cm⁻¹ mode), "
             f"{d['num_imaginary_ml']} imaginary")

@@ -220,9 +220,10 @@ def spectral_function(energies: np.ndarray, weights: np.ndarray, energy_grid_ev:
     n_k, n_e = e.shape[0], grid.size
     index = np.floor((e - grid[0]) / step).astype(np.int64)[:, :, None] + np.arange(-reach, reach + 2)
     inside = (index >= 0) & (index < n_e)
-    x = (grid[np.clip(index, 0, n_e - 1)] - e[:, :, None]) / broadening_ev
+    index = np.clip(index, 0, n_e - 1)  # points off the grid: any index, their value is zeroed below
+    x = (grid[index] - e[:, :, None]) / broadening_ev
     values = np.where(inside, np.exp(-0.5 * x * x) * norm, 0.0) * w[:, :, None]
-    flat = (np.arange(n_k)[:, None, None] * n_e + np.clip(index, 0, n_e - 1)).ravel()
+    flat = (np.arange(n_k)[:, None, None] * n_e + index).ravel()
     return np.bincount(flat, weights=values.ravel(), minlength=n_k * n_e).reshape(n_k, n_e)
 
 

@@ -4,7 +4,8 @@
 looks the object up in the container's index, twice per array, ~10 ms per array on a 2-core machine — for the
 thermal average of 500 unfolded spectra (4 arrays each) 20 s of its ~50 s. :func:`read_arrays` collects the
 object keys of all the nodes' arrays from their repository metadata (no query) and streams them from the
-repository backend's :meth:`iter_object_streams` (one index lookup per batch): the same arrays, ~10× faster.
+repository backend's :meth:`iter_object_streams` (one index lookup per batch): the same arrays, 43 → 1 ms per
+node of 4 arrays (measured on 100 nodes).
 """
 
 from __future__ import annotations
